@@ -1,0 +1,43 @@
+"""Whole-batch image augmentation on uint8 or float tensors shaped (B, C, H, W)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def random_crop(x: torch.Tensor, padding: int, g: torch.Generator | None = None) -> torch.Tensor:
+    """Zero-pad by ``padding`` and cut a random HxW window per image, in one gather."""
+    if padding <= 0:
+        return x
+    b, c, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (padding,) * 4)  # (B, C, H+2p, W+2p)
+    dy = torch.randint(0, 2 * padding + 1, (b,), generator=g)
+    dx = torch.randint(0, 2 * padding + 1, (b,), generator=g)
+    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]  # (B, 1, H, 1)
+    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]  # (B, 1, 1, W)
+    batch = torch.arange(b)[:, None, None, None]
+    chan = torch.arange(c)[None, :, None, None]
+    return padded[batch, chan, rows, cols]  # (B, C, H, W)
+
+
+def random_flip(x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
+    """Mirror a random half of the images left-right."""
+    flip = torch.rand(x.shape[0], generator=g) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+class Normalize:
+    """uint8 (B, C, H, W) -> float32 normalised, optionally augmented and channels_last."""
+
+    def __init__(self, mean, std, *, crop_padding: int = 0, flip: bool = False, channels_last: bool = True):
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) * 255
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1) * 255
+        self.crop_padding, self.flip, self.channels_last = crop_padding, flip, channels_last
+
+    def __call__(self, x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
+        if self.crop_padding:
+            x = random_crop(x, self.crop_padding, g)
+        if self.flip:
+            x = random_flip(x, g)
+        x = (x.float() - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x

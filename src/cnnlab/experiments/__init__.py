@@ -1,0 +1,1 @@
+"""One module per exercise: configs, the runs they make, their comparison tables and CLI commands."""

@@ -1,0 +1,95 @@
+"""Building blocks shared by the CIFAR-10 networks. Each block can ``describe()`` itself, so the
+architecture column of Table 1 is generated from the built model (see ``describe.py``)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+
+
+def activation(name: str) -> nn.Module:
+    return ACTIVATIONS[name]()
+
+
+class ConvBNAct(nn.Sequential):
+    """Conv (no bias when followed by BN) -> BatchNorm -> activation. Padding defaults to 'same'."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, padding: int | None = None,
+                 act: str | None = "relu", batch_norm: bool = True):
+        padding = kernel // 2 if padding is None else padding
+        layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, stride, padding, bias=not batch_norm)]
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(cout))
+        if act:
+            layers.append(activation(act))
+        super().__init__(*layers)
+
+
+class InceptionBlock(nn.Module):
+    """Four parallel paths over the same input, concatenated along channels:
+    1x1 | 1x1 -> 3x3 | 1x1 -> 3x3 -> 3x3 (a 5x5 field) | 3x3 max-pool -> 1x1."""
+
+    def __init__(self, cin: int, c1: int, c3: int, c5: int, cpool: int, act: str = "relu", batch_norm: bool = True):
+        super().__init__()
+        cba = lambda i, o, k: ConvBNAct(i, o, k, act=act, batch_norm=batch_norm)  # noqa: E731
+        self.path_1x1 = cba(cin, c1, 1)
+        self.path_3x3 = nn.Sequential(cba(cin, max(c3 // 2, 8), 1), cba(max(c3 // 2, 8), c3, 3))
+        self.path_5x5 = nn.Sequential(cba(cin, max(c5 // 2, 8), 1), cba(max(c5 // 2, 8), c5, 3), cba(c5, c5, 3))
+        self.path_pool = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1), cba(cin, cpool, 1))
+        self.out_channels = c1 + c3 + c5 + cpool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p1 = self.path_1x1(x)    # (B, c1, H, W)
+        p3 = self.path_3x3(x)    # (B, c3, H, W)
+        p5 = self.path_5x5(x)    # (B, c5, H, W)
+        pp = self.path_pool(x)   # (B, cpool, H, W)
+        return torch.cat([p1, p3, p5, pp], dim=1)  # (B, c1+c3+c5+cpool, H, W)
+
+    def describe(self, describe_module) -> str:
+        paths = " | ".join(f"{name}: {describe_module(getattr(self, 'path_' + name))}"
+                           for name in ("1x1", "3x3", "5x5", "pool"))
+        return f"Inception[{paths}] -> concat ({self.out_channels} ch)"
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convs plus a shortcut: identity when shapes match, else a 1x1 projection."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1, act: str = "relu", batch_norm: bool = True):
+        super().__init__()
+        self.conv1 = ConvBNAct(cin, cout, 3, stride, act=act, batch_norm=batch_norm)
+        self.conv2 = ConvBNAct(cout, cout, 3, 1, act=None, batch_norm=batch_norm)
+        self.shortcut = (nn.Identity() if stride == 1 and cin == cout
+                         else ConvBNAct(cin, cout, 1, stride, padding=0, act=None, batch_norm=batch_norm))
+        self.act = activation(act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        residual = self.conv2(self.conv1(x))  # (B, cout, H/stride, W/stride)
+        shortcut = self.shortcut(x)           # same shape
+        return self.act(residual + shortcut)
+
+    def describe(self, describe_module) -> str:
+        kind = "identity" if isinstance(self.shortcut, nn.Identity) else f"projection {describe_module(self.shortcut)}"
+        return f"Residual[{describe_module(self.conv1)} -> {describe_module(self.conv2)}] + {kind}"
+
+
+class FastStage(nn.Module):
+    """ResNet-9 / airbench-style stage: conv -> 2x2 max-pool -> BN -> act, then ``depth`` 3x3 convs
+    added back through an identity shortcut. Pooling before BN halves the normalisation cost."""
+
+    def __init__(self, cin: int, cout: int, depth: int = 1, act: str = "gelu"):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.pool = nn.MaxPool2d(2)
+        self.norm = nn.BatchNorm2d(cout)
+        self.act = activation(act)
+        self.residual = nn.Sequential(*[ConvBNAct(cout, cout, 3, act=act) for _ in range(depth)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.norm(self.pool(self.conv(x))))  # (B, cout, H/2, W/2)
+        return h + self.residual(h)
+
+    def describe(self, describe_module) -> str:
+        return (f"{describe_module(self.conv)} -> {describe_module(self.pool)} -> "
+                f"Residual[{describe_module(self.residual)}] + identity")

@@ -1,0 +1,1 @@
+"""Tables, figures and the HTML/Markdown lab report, built only from recorded runs."""

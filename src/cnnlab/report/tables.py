@@ -1,0 +1,61 @@
+"""One table, three formats: Markdown for reading, CSV for tools, LaTeX for the written report."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "_no rows_\n"
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row.get(c)).replace("|", "\\|") for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _latex_escape(text: str) -> str:
+    # Backslash and dollar first: the replacements below introduce both.
+    for a, b in (("\\", r"\textbackslash "), ("$", r"\$"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
+                 ("#", r"\#"), ("±", r"$\pm$"), ("→", r"$\to$"), ("×", r"$\times$")):
+        text = text.replace(a, b)
+    return text
+
+
+def to_latex(rows: list[dict[str, Any]], caption: str = "") -> str:
+    if not rows:
+        return ""
+    columns = list(rows[0])
+    spec = "l" * len(columns)
+    body = [" & ".join(_latex_escape(c) for c in columns) + r" \\ \hline"]
+    for row in rows:
+        body.append(" & ".join(_latex_escape(_cell(row.get(c))) for c in columns) + r" \\")
+    cap = f"\\caption{{{_latex_escape(caption)}}}\n" if caption else ""
+    return ("\\begin{table}[ht]\n\\centering\n\\small\n" + f"\\begin{{tabular}}{{{spec}}}\n\\hline\n"
+            + "\n".join(body) + "\n\\hline\n\\end{tabular}\n" + cap + "\\end{table}\n")
+
+
+def write_table(rows: list[dict[str, Any]], path_stem: str | Path, caption: str = "") -> list[Path]:
+    """Write ``<stem>.md``, ``<stem>.csv`` and ``<stem>.tex``; returns their paths."""
+    stem = Path(path_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    md, csv_path, tex = stem.with_suffix(".md"), stem.with_suffix(".csv"), stem.with_suffix(".tex")
+    md.write_text((f"{caption}\n\n" if caption else "") + to_markdown(rows))
+    with csv_path.open("w", newline="") as f:
+        if rows:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows({k: _cell(v) if v is None else v for k, v in r.items()} for r in rows)
+    tex.write_text(to_latex(rows, caption))
+    return [md, csv_path, tex]

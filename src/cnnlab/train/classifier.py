@@ -1,0 +1,150 @@
+"""The Lightning module every classifier trains with (CIFAR-10 nets, Food-101 heads and fine-tunes).
+
+Accuracy is counted, not averaged: correct predictions and examples are summed over the epoch (and
+over DDP ranks), so the logged accuracy is exact whatever the batch sizes.
+"""
+
+from __future__ import annotations
+
+import math
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnlab.config import field
+from cnnlab.train.engine import EngineConfig
+
+
+@dataclass
+class ClassifierTrainConfig(EngineConfig):
+    """Engine settings plus the optimiser of a classifier."""
+
+    batch_size: int = field(256, "images per batch (per device)")
+    optimizer: Literal["sgd", "adamw"] = field("sgd", "sgd (momentum, Nesterov) or adamw")
+    lr: float = field(0.1, "peak learning rate")
+    momentum: float = field(0.9, "SGD momentum")
+    weight_decay: float = field(5e-4, "weight decay on conv/linear weights (not on biases or norms)")
+    schedule: Literal["onecycle", "cosine", "constant"] = field("onecycle", "learning-rate schedule, stepped per batch")
+    warmup: float = field(0.2, "fraction of steps spent warming up (onecycle)")
+    label_smoothing: float = field(0.0, "label smoothing of the cross-entropy loss")
+    flip_tta: bool = field(False, "evaluate on each image and its mirror image, averaging the logits")
+    channels_last: bool = field(True, "NHWC memory layout (faster convolutions with oneDNN and cuDNN)")
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Decay matrices and kernels only: decaying BatchNorm scales and biases only hurts."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: nn.Module, cfg: ClassifierTrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, cfg.weight_decay)
+    lr = cfg.lr if lr is None else lr
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=lr)
+    return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+
+
+def lr_factor(step: int, total_steps: int, cfg: ClassifierTrainConfig) -> float:
+    """Multiplier on the peak LR at ``step``: one-cycle is a linear ramp from 1/25 up to 1 over the
+    warm-up, then a linear fall to 0 at the last step (clamped, so extra steps never go negative)."""
+    t = min(step / max(total_steps, 1), 1.0)
+    if cfg.schedule == "onecycle":
+        if t < cfg.warmup:
+            return 0.04 + 0.96 * t / cfg.warmup
+        return max(0.0, (1.0 - t) / max(1.0 - cfg.warmup, 1e-8))
+    if cfg.schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * t))
+    return 1.0
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, cfg: ClassifierTrainConfig, total_steps: int):
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, cfg))
+
+
+class ClassifierModule(pl.LightningModule):
+    def __init__(self, model: nn.Module, cfg: ClassifierTrainConfig, *, eval_split: str = "test",
+                 hparams: dict[str, Any] | None = None):
+        super().__init__()
+        self.model = model.to(memory_format=torch.channels_last) if cfg.channels_last else model
+        self.cfg = cfg
+        self.eval_split = eval_split
+        self.save_hyperparameters(hparams if hparams is not None else asdict(cfg))
+        self._sums: dict[str, torch.Tensor] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    # ---- shared bookkeeping: sums of loss, correct and count per split -------------------------------
+    def _accumulate(self, split: str, logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> None:
+        n = torch.tensor(float(len(y)), device=logits.device)
+        sums = torch.stack([loss.detach().float() * n, (logits.argmax(1) == y).sum().float(), n])
+        self._sums[split] = self._sums.get(split, torch.zeros_like(sums)) + sums
+
+    def _log_split(self, split: str) -> None:
+        sums = self._sums.pop(split, None)
+        if sums is None:
+            return
+        if self.trainer.world_size > 1:
+            sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+        loss, correct, n = sums.tolist()
+        self.log(f"{split}_loss", loss / n, sync_dist=False, prog_bar=False)
+        self.log(f"{split}_acc", correct / n, sync_dist=False, prog_bar=True)
+
+    # ---- Lightning hooks ----------------------------------------------------------------------------
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self.model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
+        self._accumulate("train", logits, y, loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self.model(x)
+        if self.cfg.flip_tta:
+            logits = (logits + self.model(x.flip(3))) / 2
+        self._accumulate(self.eval_split, logits, y, F.cross_entropy(logits, y))
+
+    def on_validation_epoch_end(self):
+        self._log_split(self.eval_split)
+        self._log_split("train")  # the training epoch has finished when validation runs
+
+    def on_train_epoch_end(self):
+        self._log_split("train")  # runs without an eval loader log here instead
+
+    def configure_optimizers(self):
+        optimizer = make_optimizer(self.model, self.cfg)
+        schedule = make_schedule(optimizer, self.cfg, int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, loader, *, flip_tta: bool = False, precision: str = "32-true") -> tuple[torch.Tensor, torch.Tensor]:
+    """All logits and targets of ``loader`` (no augmentation unless the loader adds it)."""
+    model.eval()
+    device = next(model.parameters()).device
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision.startswith("bf16"))
+    logits, targets = [], []
+    for x, y in loader:
+        x = x.to(device, non_blocking=True)
+        with autocast:
+            out = model(x)
+            if flip_tta:
+                out = (out + model(x.flip(3))) / 2
+        logits.append(out.float().cpu())
+        targets.append(y)
+    return torch.cat(logits), torch.cat(targets)
+
+
+def accuracy(logits: torch.Tensor, targets: torch.Tensor, k: int = 1) -> float:
+    topk = logits.topk(min(k, logits.shape[1]), dim=1).indices
+    return (topk == targets[:, None]).any(1).float().mean().item()
