@@ -1,7 +1,8 @@
 """notMNIST (letters A-J, 28x28 grey) read from the four idx files of the notMNIST-to-MNIST repository.
 
 Where the files are looked for, first match wins:
-``--data-dir PATH`` (and nowhere else when it is given), ``<data root>/notmnist/``, ``<data root>/``,
+``--data-dir PATH`` (and nowhere else when it is given), ``<data root>/notmnist/``, ``<data root>/``
+(data root: ``--data-root``, ``$CNNLAB_DATA`` or ``~/.cache/cnnlab``),
 then ``<cache>/notmnist/``, which is where a download lands. Only when none holds the four files is the
 GitHub copy downloaded (once); offline, that is a ``DataError`` saying to pass ``--data-dir``.
 
@@ -129,8 +130,8 @@ def _missing(folder: Path) -> list[str]:
     return [name for name in FILES.values() if not (folder / name).is_file()]
 
 
-def candidate_folders() -> list[Path]:
-    root = data_root()
+def candidate_folders(root: str | Path | None = None) -> list[Path]:
+    root = data_root(root)
     return [root / "notmnist", root, cache_root() / "notmnist"]
 
 
@@ -152,7 +153,8 @@ def download(dest: Path) -> Path:
     return dest
 
 
-def find_folder(data_dir: str | Path | None = None, *, allow_download: bool = True) -> Path:
+def find_folder(data_dir: str | Path | None = None, data_root_dir: str | Path | None = None, *,
+                allow_download: bool = True) -> Path:
     """The folder holding the four files (see the module docstring for the search order)."""
     if data_dir:
         folder = Path(data_dir).expanduser()
@@ -162,20 +164,22 @@ def find_folder(data_dir: str | Path | None = None, *, allow_download: bool = Tr
         if missing:
             raise DataError(f"--data-dir {folder}: missing {', '.join(missing)}")
         return folder
-    for folder in candidate_folders():
+    candidates = candidate_folders(data_root_dir)
+    for folder in candidates:
         if folder.is_dir() and not _missing(folder):
             return folder
     if not allow_download:
-        raise DataError(f"notMNIST not found in {', '.join(map(str, candidate_folders()))}")
+        raise DataError(f"notMNIST not found in {', '.join(map(str, candidates))}")
     return download(cache_root() / "notmnist")
 
 
 _MEMORY: dict[str, NotMnist] = {}
 
 
-def load_notmnist(data_dir: str | Path | None = None, *, allow_download: bool = True) -> NotMnist:
+def load_notmnist(data_dir: str | Path | None = None, data_root_dir: str | Path | None = None, *,
+                  allow_download: bool = True) -> NotMnist:
     """Decode (once per source version) and return notMNIST as uint8 tensors in memory."""
-    folder = find_folder(data_dir, allow_download=allow_download).resolve()
+    folder = find_folder(data_dir, data_root_dir, allow_download=allow_download).resolve()
     # Fingerprint the four files only: the folder may be the whole data root, holding gigabytes.
     versions = tuple(fingerprint(folder / name) for name in FILES.values())
     key = f"{folder}|{versions}"

@@ -136,20 +136,19 @@ def parameter_bytes(module: nn.Module, bytes_per_value: int = 4) -> int:
 def code_size_line(model: Autoencoder) -> str:
     pixels = int(torch.Size(IMAGE_SHAPE).numel())
     dims = "x".join(map(str, model.code_shape))
+    dims = f"{dims} = {model.code_size}" if len(model.code_shape) > 1 else dims
     verdict = "compresses" if model.code_size < pixels else "does NOT compress: the code is larger than the image"
-    return (f"code: {dims} = {model.code_size} values per image vs {pixels} input pixels "
+    return (f"code: {dims} values per image vs {pixels} input pixels "
             f"({model.code_size / pixels:.2f}x): {verdict}")
 
 
 def describe_autoencoder(model: Autoencoder) -> str:
     """torchinfo's layer table (output shapes, parameters) plus a line on the code's size."""
-    import torchinfo  # imported here: only `summary` and run folders need it
+    from cnnlab.models.inspect import summary_text  # torchinfo: only `summary` and run folders need it
 
-    table = torchinfo.summary(model, input_size=(1, *IMAGE_SHAPE), col_names=("output_size", "num_params"),
-                              depth=3, verbose=0, device="cpu")
     out_shape = "x".join(map(str, layer_output_shapes(model)[-1][2]))
     in_shape = "x".join(map(str, IMAGE_SHAPE))
-    return (f"{table}\n"
+    return (f"{summary_text(model, IMAGE_SHAPE, depth=3)}\n"
             f"input {in_shape} -> output {out_shape}"
             f" ({'same shape' if in_shape == out_shape else 'DIFFERENT shape'})\n"
             f"{code_size_line(model)}\n"

@@ -1,0 +1,148 @@
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnlab.cli import main
+from cnnlab.experiments import cifar
+from cnnlab.experiments.cifar import CifarConfig
+from cnnlab.train.classifier import accuracy, predict_logits
+from cnnlab.train.engine import load_model_weights
+
+from conftest import shared_data
+
+SMALL = {"widths": [8, 16, 32], "dense": [32]}
+
+
+def tiny_config(data_dir, **kw) -> CifarConfig:
+    base = dict(arch="sequential", model=SMALL, data_dir=str(data_dir), epochs=3, batch_size=16, lr=0.05,
+                progress=False, logger="none")
+    return CifarConfig(**{**base, **kw})
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    with (run_dir / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_run_folder_contract_and_best_checkpoint(cifar_tree):
+    run_dir = cifar.train(tiny_config(cifar_tree))
+    for name in ("config.yaml", "metrics.csv", "checkpoints/best.ckpt", "checkpoints/last.ckpt",
+                 "model_summary.txt", "architecture.svg", "summary.json"):
+        assert (run_dir / name).is_file(), name
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for key in ("name", "exercise", "params", "epochs", "best_epoch", "wall_time_s", "train_acc", "test_acc",
+                "architecture", "monitor", "device", "torch"):
+        assert key in summary, key
+    assert summary["exercise"] == "cifar" and summary["epochs"] == 3 and 0 <= summary["test_acc"] <= 1
+    rows = read_metrics(run_dir)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    best_acc = max(float(r["test_acc"]) for r in rows)
+    assert summary["best_epoch"] == next(int(r["epoch"]) for r in rows if float(r["test_acc"]) == best_acc)
+    # best.ckpt holds the best monitored accuracy, and reloading it reproduces that accuracy
+    cfg = tiny_config(cifar_tree)
+    model = load_model_weights(cifar.build_model(cfg), run_dir / "checkpoints" / "best.ckpt")
+    splits = cifar.make_splits(cfg)
+    loader = cifar.TensorLoader(splits.test_x, splits.test_y, 100, transform=cifar.eval_transform(cfg))
+    logits, targets = predict_logits(model.to(memory_format=torch.channels_last), loader, precision=summary["hyperparameters"]["precision"])
+    assert accuracy(logits, targets) == pytest.approx(best_acc, abs=1.01 / len(targets))
+    assert summary["test_acc"] == pytest.approx(best_acc, abs=1.01 / len(targets))
+
+
+def test_learns_the_tiny_task(cifar_tree):
+    run_dir = cifar.train(tiny_config(cifar_tree, epochs=20))
+    assert json.loads((run_dir / "summary.json").read_text())["train_acc"] > 0.5  # chance is 0.1
+
+
+def test_existing_names_get_a_suffix_force_replaces_and_resume_continues(cifar_tree, capsys):
+    first = cifar.train(tiny_config(cifar_tree, name="exp", epochs=1))
+    second = cifar.train(tiny_config(cifar_tree, name="exp", epochs=1))
+    assert second.name == "exp-2" and first.is_dir()
+    assert "exists; writing to" in capsys.readouterr().err
+    resumed = cifar.train(tiny_config(cifar_tree, name="exp", epochs=3, resume=True))
+    assert resumed == first
+    assert [int(r["epoch"]) for r in read_metrics(resumed)] == [1, 2, 3]
+    assert json.loads((resumed / "summary.json").read_text())["epochs"] == 3
+    forced = cifar.train(tiny_config(cifar_tree, name="exp", epochs=1, force=True))
+    assert forced == first and [int(r["epoch"]) for r in read_metrics(forced)] == [1]
+
+
+def test_monitoring_a_validation_split(cifar_tree):
+    run_dir = cifar.train(tiny_config(cifar_tree, monitor="val", epochs=1))
+    assert "val_acc" in read_metrics(run_dir)[0]
+    assert json.loads((run_dir / "summary.json").read_text())["monitor"] == "val_acc"
+
+
+def test_cli_end_to_end(cifar_tree, tmp_path, capsys):
+    assert main(["cifar", "archs"]) == 0
+    assert "multipath" in capsys.readouterr().out
+    assert main(["cifar", "summary", "--arch", "multipath"]) == 0
+    assert "Total params" in capsys.readouterr().out
+    assert main(["cifar", "graph", "--arch", "residual", "--out", str(tmp_path / "g.svg")]) == 0
+    assert (tmp_path / "g.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+    args = ["cifar", "train", "--arch", "sequential", "--model-opt", "widths=[8,16,32]", "--model-opt", "dense=[16]",
+            "--data-dir", str(cifar_tree), "--epochs", "1", "--batch-size", "16", "--no-progress", "--name", "cli"]
+    assert main(args) == 0
+    assert "test acc" in capsys.readouterr().out
+    assert main(["cifar", "train", "--arch", "nope", "--data-dir", str(cifar_tree)]) == 2
+    assert "unknown architecture 'nope'" in capsys.readouterr().err
+    assert main(["cifar", "train", "--data-dir", str(cifar_tree), "--model-opt", "widht=[8]", "--epochs", "1"]) == 2
+    assert "did you mean 'widths'" in capsys.readouterr().err
+
+
+def test_graph_without_dot_writes_source(monkeypatch, tmp_path, capsys):
+    import cnnlab.models.inspect as inspect_mod
+    monkeypatch.setattr(inspect_mod, "has_dot", lambda: False)
+    assert main(["cifar", "graph", "--arch", "multipath", "--out", str(tmp_path / "g.svg")]) == 0
+    assert (tmp_path / "g.gv").read_text().startswith("strict digraph")
+    assert "dot -Tsvg" in capsys.readouterr().err
+
+
+def test_compare_writes_table1_and_reuses_finished_runs(cifar_tree, tmp_path, capsys):
+    config = tmp_path / "table.yaml"
+    config.write_text(f"""
+defaults: {{data_dir: {cifar_tree}, epochs: 1, batch_size: 16, progress: false, logger: none}}
+runs:
+  - {{name: seq, arch: sequential, model: {{widths: [8, 16, 32], dense: [16]}}}}
+  - {{name: res, arch: residual, model: {{stem: 8, widths: [8, 16, 16]}}}}
+""")
+    assert main(["cifar", "compare", "--config", str(config), "--seeds", "2"]) == 0
+    table = (Path(os.environ["CNNLAB_RUNS"]) / "cifar" / "table1.md").read_text()
+    assert "| Model | Architecture | Callback | Acc. train % | Acc. test % |" in table
+    assert "Residual[" in table and "±" in table
+    for suffix in (".csv", ".tex"):
+        assert (Path(os.environ["CNNLAB_RUNS"]) / "cifar" / f"table1{suffix}").is_file()
+    capsys.readouterr()
+    assert main(["cifar", "compare", "--config", str(config), "--seeds", "2"]) == 0
+    assert capsys.readouterr().out.count("reusing finished run") == 4
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("runs:\n  - {name: x, arch: sequential, epochz: 1}\n")
+    assert main(["cifar", "compare", "--config", str(bad)]) == 2
+    assert "did you mean 'epochs'" in capsys.readouterr().err
+
+
+def test_ddp_two_cpu_processes_write_one_best_checkpoint(cifar_tree, tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "cnnlab", "cifar", "train", "--arch", "sequential", "--model-opt", "widths=[8,16,32]",
+           "--data-dir", str(cifar_tree), "--epochs", "2", "--batch-size", "8", "--accelerator", "cpu",
+           "--devices", "2", "--strategy", "ddp", "--precision", "32-true", "--no-progress", "--name", "ddp"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = Path(os.environ["CNNLAB_RUNS"]) / "cifar"
+    assert sorted(p.name for p in runs.iterdir()) == ["ddp"]  # the worker reused its parent's folder
+    assert sorted(p.name for p in (runs / "ddp" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert [int(r["epoch"]) for r in read_metrics(runs / "ddp")] == [1, 2]
+
+
+@pytest.mark.realdata
+def test_one_epoch_on_5000_real_images_beats_30_percent():
+    data = shared_data() / "cifar10-jpg.tar.gz"
+    cfg = CifarConfig(arch="sequential", data_dir=str(data), epochs=1, limit_train=5000, limit_test=2000,
+                      progress=False, logger="none")
+    summary = json.loads((cifar.train(cfg) / "summary.json").read_text())
+    assert summary["test_acc"] > 0.30, summary["test_acc"]
