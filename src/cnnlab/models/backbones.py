@@ -138,9 +138,13 @@ def create_backbone(name: str, pretrained: bool = True, keep_classifier: bool = 
     return model
 
 
-def preprocess_for(model: nn.Module) -> Preprocess:
-    """The model's own preprocessing, from timm's data config (its eval/test input size)."""
-    return Preprocess.from_data_config(timm.data.resolve_model_data_config(model, use_test_size=True))
+def preprocess_for(model: nn.Module, input_size: int = 0) -> Preprocess:
+    """The model's own preprocessing, from timm's data config (its eval/test input size);
+    ``input_size`` > 0 replaces the input side (quick CPU runs), keeping crop fraction, mean and std."""
+    config = dict(timm.data.resolve_model_data_config(model, use_test_size=True))
+    if input_size > 0:
+        config["input_size"] = (3, input_size, input_size)
+    return Preprocess.from_data_config(config)
 
 
 def weights_digest(model: nn.Module) -> str:
@@ -160,5 +164,5 @@ def describe_backbone(name: str) -> dict:
     pre = preprocess_for(model)
     return {"name": entry.name, "timm model": entry.timm_name,
             "params (M)": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
-            "features": model.num_features, "input": f"{pre.input_size}px (cached {pre.stored_size}px)",
+            "features": int(getattr(model, "head_hidden_size", None) or model.num_features), "input": f"{pre.input_size}px (cached {pre.stored_size}px)",
             "mean/std": f"{pre.mean}/{pre.std}", "weights": entry.weights}

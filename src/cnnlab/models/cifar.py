@@ -179,7 +179,7 @@ class FastResidualConfig:
     stem: int = field(24, "filters of the 2x2 stem conv")
     widths: list[int] = field([64, 256, 256], "filters of the three pooled stages (airbench94 width)")
     depth: int = field(1, "3x3 convs in each stage's residual branch")
-    logit_scale: float = field(0.125, "multiplier on the logits, which keeps early training stable at high LR")
+    logit_scale: float = field(0.2, "multiplier on the logits, which keeps early training stable at high LR")
     activation: str = field("gelu", "relu, gelu or silu")
 
 

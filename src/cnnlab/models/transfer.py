@@ -29,7 +29,7 @@ class TransferNet(nn.Module):
 
     @property
     def num_features(self) -> int:
-        return int(self.backbone.num_features)
+        return pooled_width(self.backbone)
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         """Pooled backbone features: (B, 3, I, I) -> (B, F)."""
@@ -45,9 +45,15 @@ class TransferNet(nn.Module):
         return self.forward_head(features)
 
 
+def pooled_width(backbone: nn.Module) -> int:
+    """F, the width of ``forward_head(pre_logits=True)``: timm's ``head_hidden_size`` where a model has
+    layers between pooling and classifier (VGG: 4096, MobileNetV3: 1280), else ``num_features``."""
+    return int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)
+
+
 def create_transfer_net(backbone: str, head: str, num_classes: int, *, pretrained: bool = True,
                         activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False) -> TransferNet:
     trunk = create_backbone(backbone, pretrained=pretrained)
-    top = create_head(head, trunk.num_features, num_classes, activation=activation, dropout=dropout,
+    top = create_head(head, pooled_width(trunk), num_classes, activation=activation, dropout=dropout,
                       batch_norm=batch_norm)
     return TransferNet(trunk, top)

@@ -24,9 +24,9 @@ from cnnlab.train.engine import EngineConfig
 class ClassifierTrainConfig(EngineConfig):
     """Engine settings plus the optimiser of a classifier."""
 
-    batch_size: int = field(256, "images per batch (per device)")
+    batch_size: int = field(64, "images per batch (per device)")
     optimizer: Literal["sgd", "adamw"] = field("sgd", "sgd (momentum, Nesterov) or adamw")
-    lr: float = field(0.1, "peak learning rate")
+    lr: float = field(0.05, "peak learning rate")
     momentum: float = field(0.9, "SGD momentum")
     weight_decay: float = field(5e-4, "weight decay on conv/linear weights (not on biases or norms)")
     schedule: Literal["onecycle", "cosine", "constant"] = field("onecycle", "learning-rate schedule, stepped per batch")

@@ -1,0 +1,27 @@
+"""Helpers shared by the benchmarks: where the real data is, and a header recording the machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+
+def shared_data(name: str) -> Path:
+    root = Path(os.environ.get("CNNLAB_DATA") or SHARED_DATA)
+    path = root / name
+    if not path.exists():
+        raise SystemExit(f"benchmark needs {path} (set CNNLAB_DATA to the folder holding it)")
+    return path
+
+
+def header(title: str) -> None:
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu x{torch.get_num_threads()} threads"
+    print(f"# {title}")
+    print(f"# {platform.node()} | {device} | torch {torch.__version__} | python {platform.python_version()}")

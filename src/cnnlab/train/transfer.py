@@ -1,0 +1,196 @@
+"""Transfer-learning strategies for a ``TransferNet`` (backbone + head), all trained by ``engine.fit``.
+
+* ``frozen``: the backbone in eval mode without gradients (``freeze``). By default its pooled features
+  are computed once and cached (``data.features``), and the head trains from them in seconds; with
+  ``cache=False`` every batch goes through the backbone, with augmentation.
+* ``finetune``: the keras.io recipe in two phases. Phase 1 is ``frozen`` for ``head_epochs`` (into
+  ``<run>/phase1/``); phase 2 unfreezes the last K blocks (``unfreeze_last``) and trains on augmented
+  images at ``finetune_lr``, BatchNorms of the still-frozen blocks kept in inference mode.
+* ``scratch``: the same network from random weights, every parameter trained: the baseline that shows
+  what the ImageNet weights buy.
+
+Each strategy returns an ``Outcome``: where the best checkpoint is and how to feed the net to evaluate it.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from cnnlab import config as cfgmod
+from cnnlab.data.features import cached_features
+from cnnlab.data.food101 import FoodData
+from cnnlab.data.loader import TensorLoader
+from cnnlab.data.preprocess import Preprocess
+from cnnlab.errors import ConfigError
+from cnnlab.models.transfer import TransferNet
+from cnnlab.registry import Registry
+from cnnlab.train.classifier import ClassifierModule
+from cnnlab.train.engine import EngineConfig, FitResult, fit, load_model_weights, resolve_precision
+from cnnlab.train.freeze import count_trainable, freeze, unfreeze, unfreeze_last
+
+STRATEGIES = Registry("strategy")
+
+
+# ---- what the net is fed: images (with the backbone's transforms) or cached features ---------------
+
+
+@dataclass
+class Inputs:
+    """Per split, the tensors a loader serves, and the batch transforms for training and evaluation."""
+
+    tensors: dict[str, tuple[Any, Any]]  # split -> (x, y)
+    train_transform: Callable | None = None
+    eval_transform: Callable | None = None
+    kind: str = "images"  # or "features"
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def loader(self, split: str, batch_size: int, *, train: bool = False, seed: int = 0) -> TensorLoader:
+        x, y = self.tensors[split]
+        if train:
+            return TensorLoader(x, y, batch_size, shuffle=True, drop_last=len(x) > batch_size,
+                                transform=self.train_transform, seed=seed)
+        return TensorLoader(x, y, batch_size, transform=self.eval_transform)
+
+
+def image_inputs(data: FoodData, pre: Preprocess) -> Inputs:
+    tensors = {"train": (data.train.x, data.train.y), "test": (data.test.x, data.test.y)}
+    if data.val is not None:
+        tensors["val"] = (data.val.x, data.val.y)
+    return Inputs(tensors, pre.train_transform(), pre.eval_transform(), "images")
+
+
+def feature_inputs(net: TransferNet, data: FoodData, pre: Preprocess, cfg: Any) -> Inputs:
+    """Cached pooled features of every split (extracted now if absent); eval preprocessing, no augmentation."""
+    bf16 = resolve_precision(cfg.precision, cfg.accelerator).startswith("bf16")
+    tensors, info = {}, {"built": False, "seconds": 0.0, "images_per_s": None}
+    splits = {"train": data.train, "test": data.test, **({"val": data.val} if data.val is not None else {})}
+    for split, part in splits.items():
+        # The val split is part of the official train split, so it is named by the seed that drew it.
+        key = (split, tuple(data.classes), cfg.per_class_limit, cfg.val_fraction, cfg.seed if data.val is not None else None)
+        features, built = cached_features(net, part.x, pre, source=data.root, split=split, key=key,
+                                          bf16=bf16, batch_size=cfg.eval_batch_size, kind="food-features")
+        tensors[split] = (features, part.y)
+        if built["built"]:
+            info.update(built=True, seconds=info["seconds"] + built["seconds"])
+    if info["built"]:
+        info["images_per_s"] = sum(len(p) for p in splits.values()) / max(info["seconds"], 1e-9)
+    return Inputs(tensors, kind="features", info=info)
+
+
+# ---- one phase of training ------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    best_ckpt: Path
+    last_ckpt: Path
+    epochs: int
+    best_epoch: int
+    best_score: float
+    wall_time_s: float
+    inputs: Inputs  # how to feed the net its best checkpoint is evaluated with
+    trainable_params: int
+    is_global_zero: bool = True
+    phases: list[dict[str, Any]] = field(default_factory=list)
+    feature_info: dict[str, Any] | None = None  # extraction of cached features, when a phase used them
+
+
+def eval_split(cfg: Any) -> str:
+    return "val" if cfg.val_fraction > 0 else "test"
+
+
+def engine_config(cfg: Any) -> EngineConfig:
+    """The engine's settings out of an experiment config whose ``strategy`` names the transfer strategy;
+    Lightning's strategy comes from ``lightning_strategy`` instead."""
+    shared = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(EngineConfig)}
+    return EngineConfig(**{**shared, "strategy": getattr(cfg, "lightning_strategy", "auto")})
+
+
+def fit_phase(net: TransferNet, inputs: Inputs, cfg: Any, run_dir: Path) -> FitResult:
+    split = eval_split(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    module = ClassifierModule(net, cfg, eval_split=split, hparams=cfgmod.to_dict(cfg))
+    train_loader = inputs.loader("train", cfg.batch_size, train=True, seed=cfg.seed)
+    eval_loader = inputs.loader(split, cfg.eval_batch_size)
+    with warnings.catch_warnings():
+        # Frozen BatchNorms stay in eval mode on purpose (see train.freeze); Lightning warns about them.
+        warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")
+        return fit(module, train_loader, eval_loader, run_dir, engine_config(cfg), monitor=f"{split}_acc", mode="max")
+
+
+def _outcome(result: FitResult, inputs: Inputs, net: TransferNet, phase: str) -> Outcome:
+    phase_info = {"phase": phase, "epochs": result.epochs, "best_epoch": result.best_epoch,
+                  "wall_time_s": result.wall_time_s, "trainable_params": count_trainable(net)}
+    return Outcome(result.best_ckpt, result.last_ckpt, result.epochs, result.best_epoch, result.best_score,
+                   result.wall_time_s, inputs, count_trainable(net), result.is_global_zero, [phase_info])
+
+
+# ---- the strategies ---------------------------------------------------------------------------------
+
+
+@STRATEGIES.register("frozen")
+def train_frozen(net: TransferNet, data: FoodData, pre: Preprocess, cfg: Any, run_dir: Path) -> Outcome:
+    freeze(net.backbone)
+    if not cfg.cache:
+        net.from_features = False
+        return _outcome(fit_phase(net, image_inputs(data, pre), cfg, run_dir), image_inputs(data, pre), net, "frozen")
+    inputs = feature_inputs(net, data, pre, cfg)
+    net.from_features = True
+    if cfg.precision == "auto":  # tiny matmuls on cached features: bf16 would cost accuracy and buy no speed
+        cfg = cfgmod.replace(cfg, {"precision": "32-true"})
+    outcome = _outcome(fit_phase(net, inputs, cfg, run_dir), inputs, net, "frozen (cached features)")
+    outcome.feature_info = inputs.info
+    return outcome
+
+
+@STRATEGIES.register("finetune")
+def train_finetune(net: TransferNet, data: FoodData, pre: Preprocess, cfg: Any, run_dir: Path) -> Outcome:
+    if cfg.unfreeze != "all" and int(cfg.unfreeze) < 1:
+        raise ConfigError("finetune: --unfreeze must be at least 1 (or all); 0 is the frozen strategy")
+    head = train_frozen(net, data, pre, cfgmod.replace(cfg, {"epochs": cfg.head_epochs}), run_dir / "phase1")
+    load_model_weights(net, head.last_ckpt)  # the head as phase 1 left it, as in the keras recipe
+    net.from_features = False
+    unfreeze(net.head)
+    unfreeze_last(net.backbone, cfg.unfreeze)
+    inputs = image_inputs(data, pre)
+    body = _outcome(fit_phase(net, inputs, cfgmod.replace(cfg, {"lr": cfg.finetune_lr}), run_dir),
+                    inputs, net, f"finetune (last {cfg.unfreeze} blocks)")
+    if body.is_global_zero:
+        merge_phase_metrics(run_dir / "phase1" / "metrics.csv", run_dir / "metrics.csv", head.epochs)
+    body.phases = head.phases + body.phases
+    body.feature_info = head.feature_info
+    body.epochs += head.epochs
+    body.best_epoch += head.epochs  # counted over both phases
+    body.wall_time_s += head.wall_time_s
+    return body
+
+
+@STRATEGIES.register("scratch")
+def train_scratch(net: TransferNet, data: FoodData, pre: Preprocess, cfg: Any, run_dir: Path) -> Outcome:
+    unfreeze(net)
+    net.from_features = False
+    inputs = image_inputs(data, pre)
+    return _outcome(fit_phase(net, inputs, cfg, run_dir), inputs, net, "scratch")
+
+
+def merge_phase_metrics(phase1_csv: Path, phase2_csv: Path, phase1_epochs: int) -> None:
+    """One metrics.csv over both phases: a ``phase`` column, epochs counted from the first phase on."""
+    rows = []
+    for phase, path, offset in ((1, phase1_csv, 0), (2, phase2_csv, phase1_epochs)):
+        if not path.is_file():
+            continue
+        with path.open() as f:
+            for row in csv.DictReader(f):
+                if "phase" in row:  # already merged (a resumed run)
+                    return
+                rows.append({"phase": phase, **row, "epoch": int(row["epoch"]) + offset})
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    with phase2_csv.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
