@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     func = getattr(args, "func", None)
     if func is None:
         (getattr(args, "group_parser", None) or parser).print_help()
-        return 0 if not argv else 2
+        return 0
     try:
         return int(func(args) or 0)
     except CnnlabError as e:

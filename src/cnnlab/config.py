@@ -172,6 +172,13 @@ def _flag_type(annotation: Any) -> Any:
     return {int: int, float: float, str: str}.get(annotation, str)
 
 
+def _metavar(annotation: Any) -> str:
+    kind = _flag_type(annotation)
+    if typing.get_origin(annotation) in (list, tuple):
+        return "A,B,..."
+    return {int: "N", float: "X"}.get(kind, "TEXT")
+
+
 def add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
     """One ``--flag`` per field of ``cls`` (underscores become dashes); defaults stay None so that
     only the flags a user actually typed override the YAML file."""
@@ -183,13 +190,13 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str
         flag = "--" + f.name.replace("_", "-")
         annotation = hints[f.name]
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        help_text = f"{f.metadata.get('help', '')} [default: {default}]"
+        help_text = f"{f.metadata.get('help', '')} [default: {default}]".replace("%", "%%")
         if annotation is bool:
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
             continue
         choices = typing.get_args(annotation) if typing.get_origin(annotation) is typing.Literal else None
         group.add_argument(flag, dest=f.name, type=_flag_type(annotation), default=None, choices=choices,
-                           metavar=None if choices else f.name.upper(), help=help_text)
+                           metavar=None if choices else _metavar(annotation), help=help_text)
 
 
 def flags_to_overrides(args: argparse.Namespace, cls: type) -> dict[str, Any]:
