@@ -34,24 +34,25 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, max_value: float = 1.0) -> fl
     return psnr_from_mse(mse(pred, target), max_value)
 
 
-def _gaussian_window(size: int, sigma: float) -> torch.Tensor:
+def _gaussian_1d(size: int, sigma: float) -> torch.Tensor:
     coords = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
     g = torch.exp(-coords ** 2 / (2 * sigma ** 2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :])[None, None]  # (1, 1, size, size)
+    return g / g.sum()  # (size,)
 
 
 def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
          window: int = 11, sigma: float = 1.5) -> float:
     """Mean SSIM of (B, C, H, W) images ('valid' windows, channels averaged)."""
     x, y = pred.float(), target.float()
-    channels = x.shape[1]
-    w = _gaussian_window(window, sigma).to(x.device).expand(channels, 1, window, window)
-    blur = lambda t: F.conv2d(t, w, groups=channels)  # noqa: E731  (B, C, H-10, W-10)
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x ** 2
-    var_y = blur(y * y) - mu_y ** 2
-    cov = blur(x * y) - mu_x * mu_y
+    b, c, h, w = x.shape
+    # The five local statistics in one pass: stack them as channels and blur with the Gaussian window,
+    # separably (a column then a row pass: 2 x 11 taps instead of 121).
+    stats = torch.stack([x, y, x * x, y * y, x * y], dim=1).reshape(b, 5 * c, h, w)  # (B, 5C, H, W)
+    g = _gaussian_1d(window, sigma).to(x.device)
+    stats = F.conv2d(stats, g.view(1, 1, window, 1).expand(5 * c, 1, window, 1), groups=5 * c)
+    stats = F.conv2d(stats, g.view(1, 1, 1, window).expand(5 * c, 1, 1, window), groups=5 * c)
+    mu_x, mu_y, xx, yy, xy = stats.view(b, 5, c, h - window + 1, w - window + 1).unbind(1)  # each (B, C, H', W')
+    var_x, var_y, cov = xx - mu_x ** 2, yy - mu_y ** 2, xy - mu_x * mu_y
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
     return float(ssim_map.mean())
@@ -149,13 +150,16 @@ def _row(method: str, bytes_per_image: float, decoded: torch.Tensor, reference: 
 
 
 @torch.no_grad()
-def compression_table(model, x_test: torch.Tensor, x_train_sample: torch.Tensor) -> tuple[list[dict], dict]:
+def compression_table(model, x_test: torch.Tensor, x_train_sample: torch.Tensor,
+                      max_images: int = 500) -> tuple[list[dict], dict]:
     """Rows comparing the autoencoder as a codec against raw, PNG and JPEG on ``x_test`` (N, 1, 28, 28).
 
-    ``x_train_sample`` sets the 8-bit quantiser's range (shipped once with the decoder). Returns the rows
-    and a dict of one-off costs (decoder bytes, quantiser bytes).
+    ``x_train_sample`` sets the 8-bit quantiser's range (shipped once with the decoder). Only the first
+    ``max_images`` test images are encoded: PIL encodes one image per call, and the PSNR-matching search
+    tries a dozen settings. Returns the rows and a dict of one-off costs (decoder bytes, quantiser bytes).
     """
     model.eval()
+    x_test = x_test[:max_images]
     codes = model.encode(x_test)
     code_values = codes[0].numel()
     reconstruction = model.decode(codes)
@@ -175,9 +179,10 @@ def compression_table(model, x_test: torch.Tensor, x_train_sample: torch.Tensor)
         _row(f"AE code float32 ({code_values} values)", code_values * 4, reconstruction, x_test),
         _row(f"AE code 8-bit ({code_values} values)", code_values, recon_8bit, x_test,
              "per-dimension range shipped once"),
-        _row(f"PNG {png_bits}-bit grey levels", png_bytes, png_decoded, x_test, "PSNR closest to the AE's"),
-        _row(f"JPEG quality {jpeg_q}", jpeg_bytes, jpeg_decoded, x_test, "PSNR closest to the AE's; headers dominate"),
+        _row(f"PNG {2 ** png_bits} grey levels ({png_bits}-bit)", png_bytes, png_decoded, x_test, "PSNR closest to the AE's"),
+        _row(f"JPEG quality {jpeg_q}", jpeg_bytes, jpeg_decoded, x_test, "PSNR closest to the AE's; headers dominate at 28x28"),
     ]
-    one_off = {"decoder_bytes_float32": sum(p.numel() for p in model.decoder.parameters()) * 4,
+    one_off = {"compression_images": len(x_test),
+               "decoder_bytes_float32": sum(p.numel() for p in model.decoder.parameters()) * 4,
                "quantiser_range_bytes": (low.numel() + high.numel()) * 4}
     return rows, one_off

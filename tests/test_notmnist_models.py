@@ -1,0 +1,130 @@
+"""The autoencoder registry, weight sharing, the conv DAE's exact structure, and the metrics."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from cnnlab.metrics import (RAW_BYTES, compression_table, dequantise_8bit, psnr, psnr_from_mse, quantise_8bit,
+                            quantiser_range, ssim)
+from cnnlab.models.autoencoders import (AUTOENCODERS, create_autoencoder, describe_autoencoder,
+                                        layer_output_shapes, list_autoencoders)
+
+# ---- every registered autoencoder --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list_autoencoders())
+def test_autoencoder_contract(name):
+    model = create_autoencoder(name).eval()
+    x = torch.rand(3, 1, 28, 28)
+    code = model.encode(x)
+    assert tuple(code.shape[1:]) == model.code_shape
+    out = model(x)
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    assert torch.equal(model.decoder(model.encoder(x)), out)
+    assert torch.equal(model.decode(code), out)
+
+
+def test_registry_refuses_duplicates_and_names_unknowns():
+    with pytest.raises(ValueError):
+        AUTOENCODERS.register("dense-ae")(lambda: None)
+    with pytest.raises(Exception, match="did you mean 'conv-dae'"):
+        create_autoencoder("conv-da")
+
+
+def test_dense_ae_shares_weights_between_the_three_models():
+    model = create_autoencoder("dense-ae", code_dim=16)
+    encoder, decoder = model.encoder, model.decoder
+    x = torch.rand(4, 1, 28, 28)
+    assert model.encode(x).shape == (4, 16)
+    before = model(x)
+    with torch.no_grad():
+        encoder[1].weight.add_(0.5)  # change the encoder alone...
+    after = model(x)
+    assert not torch.equal(before, after)  # ...and the autoencoder sees it
+    assert torch.equal(decoder(encoder(x)), after)
+    assert {id(p) for p in model.parameters()} == {id(p) for p in encoder.parameters()} | {id(p) for p in decoder.parameters()}
+
+
+def test_xavier_init_and_zero_bias():
+    layer = create_autoencoder("dense-ae", code_dim=32).encoder[1]
+    bound = math.sqrt(6 / (784 + 32))  # Glorot uniform
+    assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.9 * bound
+    assert torch.count_nonzero(layer.bias) == 0
+
+
+def test_conv_dae_is_exactly_the_labs_structure():
+    layers = layer_output_shapes(create_autoencoder("conv-dae"))
+    assert [(kind, shape) for _, kind, shape in layers] == [
+        ("Conv2d", (32, 28, 28)), ("ReLU", (32, 28, 28)), ("MaxPool2d", (32, 14, 14)),
+        ("Conv2d", (64, 14, 14)), ("ReLU", (64, 14, 14)), ("MaxPool2d", (64, 7, 7)),
+        ("Conv2d", (128, 7, 7)), ("ReLU", (128, 7, 7)),
+        ("Conv2d", (128, 7, 7)), ("ReLU", (128, 7, 7)), ("Upsample", (128, 14, 14)),
+        ("Conv2d", (64, 14, 14)), ("ReLU", (64, 14, 14)), ("Upsample", (64, 28, 28)),
+        ("Conv2d", (1, 28, 28)), ("Sigmoid", (1, 28, 28)),
+    ]
+    model = create_autoencoder("conv-dae")
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert all(c.kernel_size == (3, 3) and c.padding == (1, 1) and c.stride == (1, 1) for c in convs)
+    assert all(m.mode == "nearest" for m in model.modules() if isinstance(m, nn.Upsample))
+    assert model.code_size == 128 * 7 * 7 == 6272
+
+
+def test_summary_text_states_shapes_and_code_size():
+    text = describe_autoencoder(create_autoencoder("conv-dae"))
+    assert "[1, 128, 7, 7]" in text and "[1, 1, 28, 28]" in text
+    assert "128x7x7 = 6272 values per image vs 784" in text and "does NOT compress" in text
+    assert "input 1x28x28 -> output 1x28x28 (same shape)" in text
+
+
+# ---- metrics ------------------------------------------------------------------------------------------
+
+
+def test_psnr_and_ssim():
+    x = torch.rand(8, 1, 28, 28)
+    assert psnr(x, x) == math.inf
+    assert psnr_from_mse(0.01) == pytest.approx(20.0)
+    assert psnr(torch.zeros_like(x), torch.full_like(x, 0.1)) == pytest.approx(20.0, abs=1e-4)
+    assert ssim(x, x) == pytest.approx(1.0, abs=1e-5)
+    noisy = (x + 0.2 * torch.randn_like(x)).clamp(0, 1)
+    assert 0 < ssim(noisy, x) < ssim((x + 0.05 * torch.randn_like(x)).clamp(0, 1), x) < 1
+
+
+def test_ssim_matches_a_direct_window_computation():
+    torch.manual_seed(0)
+    x, y = torch.rand(1, 1, 11, 11), torch.rand(1, 1, 11, 11)  # exactly one 11x11 window
+    g = torch.exp(-(torch.arange(11.0) - 5) ** 2 / (2 * 1.5 ** 2))
+    w = (g[:, None] * g[None, :]) / (g.sum() ** 2)
+    mx, my = (w * x).sum(), (w * y).sum()
+    vx, vy, cxy = (w * x * x).sum() - mx ** 2, (w * y * y).sum() - my ** 2, (w * x * y).sum() - mx * my
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    expected = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
+    assert ssim(x, y) == pytest.approx(float(expected), abs=1e-5)
+
+
+def test_8bit_quantisation_round_trip():
+    codes = torch.rand(50, 32) * 7
+    low, high = quantiser_range(codes)
+    q = quantise_8bit(codes, low, high)
+    assert q.dtype == torch.uint8 and q.shape == (50, 32)
+    assert (dequantise_8bit(q, low, high) - codes).abs().max() <= (high - low).max() / 255 / 2 + 1e-5
+
+
+def test_compression_table_byte_counts():
+    model = create_autoencoder("dense-ae", code_dim=32)
+    x = torch.rand(12, 1, 28, 28).round()  # crisp black and white, like letters
+    rows, one_off = compression_table(model, x, x)
+    by_method = {r["method"].split(" (")[0]: r for r in rows}
+    assert by_method["raw uint8 pixels"]["bytes_per_image"] == RAW_BYTES == 784
+    assert by_method["AE code float32"]["bytes_per_image"] == 32 * 4
+    assert by_method["AE code 8-bit"]["bytes_per_image"] == 32
+    assert by_method["AE code 8-bit"]["ratio_vs_raw"] == pytest.approx(784 / 32, abs=0.01)
+    assert by_method["raw uint8 pixels"]["psnr_db"] == math.inf
+    assert by_method["PNG"]["psnr_db"] == math.inf  # lossless
+    assert any(r["method"].startswith("JPEG quality") for r in rows)
+    assert one_off["decoder_bytes_float32"] == (32 * 784 + 784) * 4
+    assert one_off["quantiser_range_bytes"] == 2 * 32 * 4
+    assert all(r["bytes_per_image"] > 0 for r in rows)
