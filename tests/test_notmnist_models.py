@@ -49,11 +49,13 @@ def test_dense_ae_shares_weights_between_the_three_models():
     assert {id(p) for p in model.parameters()} == {id(p) for p in encoder.parameters()} | {id(p) for p in decoder.parameters()}
 
 
-def test_xavier_init_and_zero_bias():
-    layer = create_autoencoder("dense-ae", code_dim=32).encoder[1]
+def test_xavier_init_zero_decoder_bias_and_live_code_units():
+    model = create_autoencoder("dense-ae", code_dim=32)
+    layer = model.encoder[1]
     bound = math.sqrt(6 / (784 + 32))  # Glorot uniform
     assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.9 * bound
-    assert torch.count_nonzero(layer.bias) == 0
+    assert torch.all(layer.bias == 0.1)  # ReLU code units start alive
+    assert torch.count_nonzero(model.decoder[0].bias) == 0
 
 
 def test_conv_dae_is_exactly_the_labs_structure():

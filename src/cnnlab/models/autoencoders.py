@@ -9,7 +9,10 @@ Every autoencoder maps (B, 1, 28, 28) in [0, 1] to the same shape and exposes ``
   back to 1x28x28).
 
 Layers start from Xavier (Glorot) uniform weights and zero biases, as in Keras: on notMNIST the dense
-autoencoder reaches 16.0 dB after 50 epochs that way and only 15.0 dB from PyTorch's default init.
+autoencoder reaches about 15.9 dB after 50 epochs that way and only 15.0 dB from PyTorch's default
+init. The dense code layer's biases start at 0.1 instead: a ReLU unit that starts (or is pushed)
+negative on every image never recovers, and each dead unit is a lost code dimension. With that and
+Adam at 1.3e-3 the same 50 epochs reach 16.0-16.1 dB over seeds 0-2 (measured; see bench/notmnist.py).
 
     python -m cnnlab notmnist summary --model conv-dae    # layer table with output shapes
 """
@@ -23,6 +26,7 @@ from cnnlab.registry import Registry
 
 AUTOENCODERS = Registry("autoencoder")
 IMAGE_SHAPE = (1, 28, 28)  # (C, H, W)
+CODE_BIAS = 0.1  # initial bias of the dense code layer
 
 
 def xavier_init(model: nn.Module) -> nn.Module:
@@ -73,7 +77,9 @@ def dense_ae(code_dim: int = 32) -> Autoencoder:
         nn.Sigmoid(),
         nn.Unflatten(1, IMAGE_SHAPE),       # (B, 784) -> (B, 1, 28, 28)
     )
-    return xavier_init(Autoencoder(encoder, decoder, code_shape=(code_dim,)))
+    model = xavier_init(Autoencoder(encoder, decoder, code_shape=(code_dim,)))
+    nn.init.constant_(encoder[1].bias, CODE_BIAS)  # keeps ReLU code units alive (see module docstring)
+    return model
 
 
 def _conv(c_in: int, c_out: int) -> nn.Conv2d:
