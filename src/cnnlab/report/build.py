@@ -1,0 +1,62 @@
+"""Build the lab report from recorded runs: ``reports/lab/index.html`` (one self-contained file) and
+``reports/lab/report.md``.
+
+    cnnlab report [--runs runs/] [--out reports/lab]
+
+Every number comes from a run folder's summary or metrics; a part whose runs are missing says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import platform
+from pathlib import Path
+
+from cnnlab.paths import runs_root
+from cnnlab.report import exercise1, exercise2, exercise3, questions
+from cnnlab.report.document import Document, Heading, Paragraph, Table, write
+from cnnlab.report.runs import load_runs
+from cnnlab.train.runs import environment
+
+
+def provenance(doc: Document, runs_dir: Path) -> None:
+    env = environment()
+    devices = sorted({r.summary.get("device", "?") for ex in ("cifar", "food", "notmnist") for r in load_runs(runs_dir, ex)})
+    doc.add(Heading("Provenance", anchor="provenance"))
+    doc.add(Table([
+        {"Item": "built", "Value": dt.datetime.now().strftime("%Y-%m-%d %H:%M")},
+        {"Item": "machine", "Value": f"{platform.node()} ({platform.machine()}, {platform.system()})"},
+        {"Item": "devices used by the runs", "Value": ", ".join(devices) or "-"},
+        {"Item": "python / torch / torchvision / lightning",
+         "Value": f"{env['python']} / {env['torch']} / {env['torchvision']} / {env['lightning']}"},
+        {"Item": "runs folder", "Value": str(runs_dir)},
+    ]))
+
+
+def build(runs_dir: str | Path | None = None, out_dir: str | Path = "reports/lab") -> tuple[Path, Path]:
+    runs_dir = runs_root(runs_dir)
+    out_dir = Path(out_dir)
+    figures = out_dir / "generated"
+    doc = Document("cnnlab: lab report")
+    doc.add(Paragraph("Non-sequential CNNs on CIFAR-10, transfer learning on Food-101 and autoencoders on notMNIST, "
+                      "built by `cnnlab report` from the runs recorded in this folder."))
+    provenance(doc, runs_dir)
+    facts = {"ex1": exercise1.section(doc, runs_dir, figures),
+             "ex2": exercise2.section(doc, runs_dir, figures),
+             "ex3": exercise3.section(doc, runs_dir, figures)}
+    questions.section(doc, facts)
+    return write(doc, out_dir)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    page, md = build(args.runs, args.out)
+    print(f"report: {page.resolve()}\n        {md.resolve()}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction, name: str, help_text: str) -> None:
+    p = sub.add_parser(name, help=help_text, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", default=None, help="folder holding the runs [default: ./runs or $CNNLAB_RUNS]")
+    p.add_argument("--out", default="reports/lab", help="output folder [default: reports/lab]")
+    p.set_defaults(func=cmd_report)

@@ -1,0 +1,52 @@
+"""Training curves from run folders' ``metrics.csv``: accuracy and loss per epoch, train and eval."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, float]]:
+    path = Path(run_dir) / "metrics.csv"
+    if not path.is_file():
+        return []
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    return [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in rows]
+
+
+def plot_curves(runs: dict[str, Path], out: Path, metrics: tuple[str, ...] = ("acc", "loss"),
+                title: str = "") -> Path | None:
+    """One panel per metric; each run a colour, train dashed and eval (test or val) solid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = {name: read_metrics(path) for name, path in runs.items()}
+    series = {k: v for k, v in series.items() if v}
+    if not series:
+        return None
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.8), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, metric in zip(axes[0], metrics):
+        for i, (name, rows) in enumerate(series.items()):
+            colour = colours[i % len(colours)]
+            epochs = [r["epoch"] for r in rows]
+            for split, style in (("train", "--"), ("val", "-"), ("test", "-")):
+                key = f"{split}_{metric}"
+                if any(key in r for r in rows):
+                    values = [r.get(key) for r in rows]
+                    ax.plot(epochs, values, style, color=colour, marker="o", markersize=3,
+                            label=f"{name} {split}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, ncol=2)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -1,0 +1,69 @@
+"""Reading recorded runs for the report: summaries grouped by entry (seeds together), numbers only
+ever taken from run folders."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SEED_SUFFIX = re.compile(r"-s\d+(-\d+)?$")
+
+
+@dataclass
+class Run:
+    path: Path
+    summary: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass
+class Entry:
+    """Every seed of one configuration (runs named ``<entry>-s<seed>``)."""
+
+    name: str
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def first(self) -> Run:
+        return self.runs[0]
+
+    def values(self, key: str) -> list[float]:
+        return [float(r.summary[key]) for r in self.runs if r.summary.get(key) is not None]
+
+
+def load_runs(runs_dir: Path, exercise: str) -> list[Run]:
+    base = Path(runs_dir) / exercise
+    runs = []
+    for summary_path in sorted(base.glob("*/summary.json")) if base.is_dir() else []:
+        try:
+            runs.append(Run(summary_path.parent, json.loads(summary_path.read_text())))
+        except (OSError, json.JSONDecodeError):
+            continue  # an unreadable summary is reported as a missing run, not guessed at
+    return runs
+
+
+def group_by_entry(runs: list[Run]) -> list[Entry]:
+    entries: dict[str, Entry] = {}
+    for run in runs:
+        key = SEED_SUFFIX.sub("", run.name)
+        entries.setdefault(key, Entry(key)).runs.append(run)
+    return list(entries.values())
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    if n == 0:
+        return float("nan"), float("nan")
+    mean = sum(values) / n
+    return mean, (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0
+
+
+def pct(values: list[float]) -> str:
+    mean, std = mean_std([100 * v for v in values])
+    return f"{mean:.1f} ± {std:.1f}" if len(values) > 1 else f"{mean:.1f}"
