@@ -30,7 +30,7 @@ system-deps:
 	  else echo "note: graphviz 'dot' not found; graphs will be written as .gv source (apt-get install graphviz)"; fi; }
 
 lab: install
-	$(BIN)/cnnlab cifar compare --config configs/cifar/table1-$(PRESET).yaml
+	$(BIN)/cnnlab lab --preset $(PRESET)
 
 test: install
 	$(BIN)/python -m pytest -q

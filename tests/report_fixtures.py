@@ -1,0 +1,87 @@
+"""Synthetic run folders on the run-folder contract, for report tests (no training needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _png(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.text(0.5, 0.5, text, ha="center")
+    ax.axis("off")
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _run(runs: Path, exercise: str, name: str, summary: dict, epochs: int = 2, metric: str = "test_acc") -> Path:
+    run = runs / exercise / name
+    run.mkdir(parents=True)
+    base = {"name": name, "exercise": exercise, "params": 1000, "epochs": epochs, "best_epoch": epochs,
+            "wall_time_s": 12.5, "device": "cpu (test)"}
+    (run / "summary.json").write_text(json.dumps({**base, **summary}))
+    rows = ["epoch,train_acc,train_loss,test_acc,test_loss"]
+    rows += [f"{e},{0.3 + 0.1 * e},{2 - 0.3 * e},{0.25 + 0.1 * e},{2.1 - 0.3 * e}" for e in range(1, epochs + 1)]
+    (run / "metrics.csv").write_text("\n".join(rows) + "\n")
+    return run
+
+
+def cifar_runs(runs: Path) -> dict[str, list[float]]:
+    accs = {"sequential": [0.61, 0.63], "residual": [0.71, 0.74]}
+    for arch, values in accs.items():
+        for seed, acc in enumerate(values):
+            run = _run(runs, "cifar", f"{arch}-s{seed}", {
+                "arch": arch, "architecture": f"Conv 32@3x3/s1/p1 ({arch})", "callback": "ModelCheckpoint(best test_acc, max)",
+                "train_acc": acc + 0.1, "test_acc": acc, "monitor": "test_acc",
+                "hyperparameters": {"optimizer": "sgd", "lr": 0.05, "batch_size": 64}})
+            (run / "architecture.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20">'
+                                                 '<rect width="40" height="20" fill="#88c"/></svg>')
+            (run / "model_summary.txt").write_text(f"layer table of {arch}\n")
+    return accs
+
+
+def food_runs(runs: Path) -> None:
+    for strategy, acc, time_s in (("frozen", 0.80, 5.0), ("finetune", 0.85, 300.0), ("scratch", 0.30, 400.0)):
+        run = _run(runs, "food", f"lite0-{strategy}", {
+            "backbone": "efficientnet_lite0", "head": "linear", "strategy": strategy,
+            "unfreeze": "1" if strategy == "finetune" else None, "trainable_params": 12810,
+            "train_acc": acc + 0.05, "test_acc": acc, "top5": min(acc + 0.1, 1.0), "num_classes": 10,
+            "per_class_acc": {"apple_pie": acc - 0.1, "baby_back_ribs": acc + 0.05},
+            "confusion_png": "confusion.png"})
+        (run / "summary.json").write_text((run / "summary.json").read_text().replace('"wall_time_s": 12.5',
+                                                                                      f'"wall_time_s": {time_s}'))
+        _png(run / "confusion.png", f"confusion {strategy}")
+
+
+def notmnist_runs(runs: Path) -> None:
+    compression = [
+        {"method": "raw uint8 pixels", "bytes_per_image": 784, "ratio_vs_raw": 1.0, "mse": 0.0, "psnr_db": 99.0, "ssim": 1.0, "note": "lossless"},
+        {"method": "AE code float32 (32 values)", "bytes_per_image": 128, "ratio_vs_raw": 6.1, "mse": 0.025, "psnr_db": 16.0, "ssim": 0.7, "note": ""},
+        {"method": "JPEG quality 1", "bytes_per_image": 384, "ratio_vs_raw": 2.0, "mse": 0.016, "psnr_db": 18.0, "ssim": 0.8, "note": ""},
+    ]
+    ae = _run(runs, "notmnist", "dense-ae-32-s0", {"model": "dense-ae", "code_dim": 32, "test_mse": 0.025, "test_psnr": 16.02,
+                                                   "test_ssim": 0.71, "compression": compression, "compression_images": 500,
+                                                   "decoder_bytes_float32": 103488,
+                                                   "hyperparameters": {"loss": "bce", "batch_size": 256}})
+    _png(ae / "figures" / "reconstructions.png", "reconstructions")
+    _png(ae / "figures" / "codes.png", "codes")
+    (runs / "notmnist" / "ae-sweep.csv").write_text("code_dim,test_psnr,test_mse\n8,12.5,0.05\n32,16.02,0.025\n")
+    _png(runs / "notmnist" / "ae-sweep.png", "sweep")
+    svm = runs / "notmnist" / "svm"
+    svm.mkdir()
+    (svm / "summary.json").write_text(json.dumps({"name": "svm", "exercise": "notmnist", "kind": "svm", "train_images": 8000,
+        "test_images": 2000, "rows": [
+            {"features": "raw", "dims": 784, "test_acc": 0.92, "fit_s": 5.5},
+            {"features": "ae", "dims": 32, "test_acc": 0.91, "fit_s": 0.6}]}))
+    dae = _run(runs, "notmnist", "conv-dae-gaussian0.5-s0", {"model": "conv-dae", "test_mse": 0.019, "test_psnr": 17.14,
+        "noisy_mse": 0.116, "noisy_psnr": 9.35, "psnr_gain_db": 7.79, "noise": "gaussian:0.5",
+        "code": "code: 128x7x7 = 6272 values per image vs 784 input pixels (8.00x): does NOT compress"})
+    (dae / "model_summary.txt").write_text("Conv2d [1, 32, 28, 28]\n...\noutput 1x28x28\n")
+    _png(dae / "figures" / "denoising.png", "denoising")

@@ -1,0 +1,87 @@
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cnnlab.cli import main
+from cnnlab.report.build import build
+
+from report_fixtures import cifar_runs, food_runs, notmnist_runs
+
+
+@pytest.fixture
+def all_runs(tmp_path):
+    runs = tmp_path / "runs"
+    accs = cifar_runs(runs)
+    food_runs(runs)
+    notmnist_runs(runs)
+    return runs, accs
+
+
+def test_every_section_built_from_the_runs(all_runs, tmp_path):
+    runs, accs = all_runs
+    page, md = build(runs, tmp_path / "report")
+    text = md.read_text()
+    for heading in ("Provenance", "Exercise 1", "Exercise 2", "Exercise 3", "Exercise 4"):
+        assert f"## {heading}" in text
+    # Table 1: mean ± std of the recorded test accuracies, nothing else
+    assert "| residual | Conv 32@3x3/s1/p1 (residual) | ModelCheckpoint(best test_acc, max) | 82.5 ± 2.1 | 72.5 ± 2.1 |" in text
+    assert "**residual** has the best test accuracy, 72.5%" in text
+    # Exercise 2: best configuration named, transfer measured against scratch
+    assert "Best configuration: **efficientnet_lite0 + linear, finetune (last 1)**, 85.0% test accuracy" in text
+    assert "Transfer bought 55.0 points" in text
+    # Exercise 3 and review answers quote the runs
+    assert "gain +7.79 dB" in text and "does NOT compress" in text
+    assert "raw (784 dims): 92.0% test accuracy" in text
+    assert re.search(r"frozen 80\.0% in 5 s .* fine-tuned 85\.0% in 300 s", text)
+    for letter in "abcdefg":
+        assert f"**{letter}) " in text
+    assert "Missing" not in text
+    html = page.read_text()
+    assert html.count("<section") == 5 and html.count("data:image/png;base64,") >= 6
+    assert "data:image/svg+xml;base64," in html and "src=\"figures/" not in html  # self-contained
+
+
+def test_missing_runs_are_reported_not_invented(tmp_path):
+    runs = tmp_path / "runs"
+    cifar_runs(runs)
+    page, md = build(runs, tmp_path / "report")
+    text = md.read_text()
+    assert "**Missing:** no finished Food-101 runs" in text and "**Missing:** no notMNIST runs" in text
+    assert "no measured number is quoted" in text
+    assert "Transfer bought" not in text
+
+
+def test_report_command(all_runs, tmp_path, capsys):
+    runs, _ = all_runs
+    assert main(["report", "--runs", str(runs), "--out", str(tmp_path / "out")]) == 0
+    assert "index.html" in capsys.readouterr().out
+    assert (tmp_path / "out" / "figures").is_dir()  # figures copied beside report.md
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.skipif(chromium() is None, reason="no headless Chromium (.ci/run installs Debian's chromium)")
+def test_html_renders_in_headless_chromium(all_runs, tmp_path):
+    runs, _ = all_runs
+    page, _ = build(runs, tmp_path / "report")
+    flags = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
+    dom = subprocess.run(flags + ["--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    body = re.search(r"<body([^>]*)>", dom).group(1)
+    attrs = dict(re.findall(r'data-([a-z-]+)="(\d+)"', body))
+    assert int(attrs["sections"]) == 5 and int(attrs["tables"]) >= 8
+    assert int(attrs["images"]) >= 8 and attrs["images-rendered"] == attrs["images"], attrs
+    shot = tmp_path / "report.png"
+    subprocess.run(flags + [f"--screenshot={shot}", "--window-size=1200,3000", page.as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.is_file() and shot.stat().st_size > 10_000
+    keep = os.environ.get("CNNLAB_SCREENSHOT_DIR")
+    if keep:
+        shutil.copy(shot, Path(keep) / "report.png")
