@@ -36,7 +36,7 @@ class Table:
 class Figure:
     path: Path
     caption: str = ""
-    width: str = "100%"
+    width: str = "auto"  # natural size, capped at the page width by the stylesheet
 
 
 @dataclass

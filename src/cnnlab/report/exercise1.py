@@ -86,7 +86,7 @@ def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:
     for e in entries:
         graph = next((p for p in (e.first.path / "architecture.svg", e.first.path / "architecture.png") if p.is_file()), None)
         if graph:
-            doc.add(Figure(graph, f"{e.name}: architecture graph with tensor shapes", width="auto"))
+            doc.add(Figure(graph, f"{e.name}: architecture graph with tensor shapes"))
         else:
             doc.add(Missing(f"graph of {e.name}", "Install graphviz (`dot`) and re-run `cnnlab cifar graph`"))
     best_entry = next(x for x in entries if x.name == facts["best"])

@@ -72,10 +72,13 @@ def block_groups(backbone: nn.Module) -> list[list[str]]:
     return [names for _, names in sorted(groups.items())]
 
 
-def unfreeze_last(backbone: nn.Module, k: int | str) -> list[str]:
+def unfreeze_last(backbone: nn.Module, k: int | str, *, train_bn: bool = True) -> list[str]:
     """Freeze ``backbone``, then make its last ``k`` blocks trainable (``"all"``: every block).
 
-    BatchNorms of the still-frozen blocks stay in inference mode. Returns the trainable parameter names.
+    BatchNorms of the still-frozen blocks stay in inference mode. Those of the unfrozen blocks follow
+    the parent's train/eval mode with ``train_bn``; without it they keep their ImageNet statistics too
+    (scale and shift still learn), as keras.io's recipe does: small food batches then cannot drag the
+    statistics the pretrained weights were tuned to. Returns the trainable parameter names.
     """
     groups = block_groups(backbone)
     count = len(groups) if k == "all" else int(k)
@@ -89,7 +92,7 @@ def unfreeze_last(backbone: nn.Module, k: int | str) -> list[str]:
             p.requires_grad_(True)
     for name, m in backbone.named_modules():
         own = [f"{name}.{p}" if name else p for p, _ in m.named_parameters(recurse=False)]
-        if isinstance(m, _BatchNorm) and own and all(n in trainable for n in own):
+        if train_bn and isinstance(m, _BatchNorm) and own and all(n in trainable for n in own):
             _unpin(m)
             m.train()
     return sorted(trainable)

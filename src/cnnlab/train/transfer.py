@@ -5,7 +5,8 @@
   ``cache=False`` every batch goes through the backbone, with augmentation.
 * ``finetune``: the keras.io recipe in two phases. Phase 1 is ``frozen`` for ``head_epochs`` (into
   ``<run>/phase1/``); phase 2 unfreezes the last K blocks (``unfreeze_last``) and trains on augmented
-  images at ``finetune_lr``, BatchNorms of the still-frozen blocks kept in inference mode.
+  images at ``finetune_lr``, BatchNorms of the still-frozen blocks kept in inference mode (and, unless
+  ``finetune_bn_stats``, those of the unfrozen blocks too, as keras.io does).
 * ``scratch``: the same network from random weights, every parameter trained: the baseline that shows
   what the ImageNet weights buy.
 
@@ -20,6 +21,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+
+import torch
 
 from cnnlab import config as cfgmod
 from cnnlab.data.features import cached_features
@@ -57,6 +60,12 @@ class Inputs:
         return TensorLoader(x, y, batch_size, transform=self.eval_transform)
 
 
+def run_device(cfg: Any) -> torch.device:
+    """Where extraction and final evaluation run: the GPU unless the config asks for the CPU."""
+    on_gpu = cfg.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return torch.device("cuda" if on_gpu else "cpu")
+
+
 def image_inputs(data: FoodData, pre: Preprocess) -> Inputs:
     tensors = {"train": (data.train.x, data.train.y), "test": (data.test.x, data.test.y)}
     if data.val is not None:
@@ -67,13 +76,15 @@ def image_inputs(data: FoodData, pre: Preprocess) -> Inputs:
 def feature_inputs(net: TransferNet, data: FoodData, pre: Preprocess, cfg: Any) -> Inputs:
     """Cached pooled features of every split (extracted now if absent); eval preprocessing, no augmentation."""
     bf16 = resolve_precision(cfg.precision, cfg.accelerator).startswith("bf16")
+    device = run_device(cfg)
     tensors, info = {}, {"built": False, "seconds": 0.0, "images_per_s": None}
     splits = {"train": data.train, "test": data.test, **({"val": data.val} if data.val is not None else {})}
     for split, part in splits.items():
         # The val split is part of the official train split, so it is named by the seed that drew it.
         key = (split, tuple(data.classes), cfg.per_class_limit, cfg.val_fraction, cfg.seed if data.val is not None else None)
         features, built = cached_features(net, part.x, pre, source=data.root, split=split, key=key,
-                                          bf16=bf16, batch_size=cfg.eval_batch_size, kind="food-features")
+                                          bf16=bf16, batch_size=cfg.eval_batch_size, kind="food-features",
+                                          device=device)
         tensors[split] = (features, part.y)
         if built["built"]:
             info.update(built=True, seconds=info["seconds"] + built["seconds"])
@@ -138,7 +149,8 @@ def train_frozen(net: TransferNet, data: FoodData, pre: Preprocess, cfg: Any, ru
     freeze(net.backbone)
     if not cfg.cache:
         net.from_features = False
-        return _outcome(fit_phase(net, image_inputs(data, pre), cfg, run_dir), image_inputs(data, pre), net, "frozen")
+        inputs = image_inputs(data, pre)
+        return _outcome(fit_phase(net, inputs, cfg, run_dir), inputs, net, "frozen")
     inputs = feature_inputs(net, data, pre, cfg)
     net.from_features = True
     if cfg.precision == "auto":  # tiny matmuls on cached features: bf16 would cost accuracy and buy no speed
@@ -156,7 +168,7 @@ def train_finetune(net: TransferNet, data: FoodData, pre: Preprocess, cfg: Any, 
     load_model_weights(net, head.last_ckpt)  # the head as phase 1 left it, as in the keras recipe
     net.from_features = False
     unfreeze(net.head)
-    unfreeze_last(net.backbone, cfg.unfreeze)
+    unfreeze_last(net.backbone, cfg.unfreeze, train_bn=cfg.finetune_bn_stats)
     inputs = image_inputs(data, pre)
     body = _outcome(fit_phase(net, inputs, cfgmod.replace(cfg, {"lr": cfg.finetune_lr}), run_dir),
                     inputs, net, f"finetune (last {cfg.unfreeze} blocks)")
