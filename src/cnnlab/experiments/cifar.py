@@ -26,7 +26,7 @@ from cnnlab.data import cifar10
 from cnnlab.data.augment import Normalize
 from cnnlab.data.loader import TensorLoader, class_balanced_indices, split_balanced
 from cnnlab.errors import ConfigError
-from cnnlab.experiments.common import (add_config_file_flag, fmt_pct, open_run, parse_key_values,
+from cnnlab.experiments.common import (add_config_file_flag, command_group, fmt_pct, open_run, parse_key_values,
                                        resolve_config, reuse_or_resume)
 from cnnlab.models import count_params, create_model, describe, list_models
 from cnnlab.models.inspect import draw_graph, summary_text
@@ -286,10 +286,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction, name: str, help_text: str) -> None:
-    group = sub.add_parser(name, help=help_text, description=__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    group.set_defaults(group_parser=group)
-    cmds = group.add_subparsers(metavar="COMMAND")
+    cmds = command_group(sub, name, help_text, __doc__)
 
     p = cmds.add_parser("archs", help="list the registered architectures with parameter counts")
     p.set_defaults(func=cmd_archs)

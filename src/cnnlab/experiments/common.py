@@ -59,6 +59,14 @@ def reuse_or_resume(exercise: str, cfg: T) -> tuple[T, Path | None]:
     return cfg, None
 
 
+def command_group(sub: argparse._SubParsersAction, name: str, help_text: str, doc: str | None):
+    """The ``cnnlab <group>`` parser (its module docstring as description; alone, it prints its help)
+    and the sub-parsers its commands are added to."""
+    group = sub.add_parser(name, help=help_text, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    group.set_defaults(group_parser=group)
+    return group.add_subparsers(metavar="COMMAND")
+
+
 def add_config_file_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="YAML", help="YAML file of config keys; flags override it")
 

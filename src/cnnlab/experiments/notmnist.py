@@ -31,7 +31,8 @@ from cnnlab.data.loader import TensorLoader, class_balanced_indices
 from cnnlab.data.noise import NoiseTransform, noisy_copy, parse_noise
 from cnnlab.data.notmnist import as_float, load_notmnist
 from cnnlab.errors import ConfigError
-from cnnlab.experiments.common import add_config_file_flag, open_run, parse_key_values, resolve_config, reuse_or_resume
+from cnnlab.experiments.common import (add_config_file_flag, command_group, open_run, parse_key_values,
+                                       resolve_config, reuse_or_resume)
 from cnnlab.experiments.notmnist_svm import FEATURES, FeatureInputs, SvmGrid, svm_table
 from cnnlab.metrics import compression_table, quality
 from cnnlab.models.autoencoders import (AUTOENCODERS, code_size_line, create_autoencoder, describe_autoencoder,
@@ -371,10 +372,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction, name: str, help_text: str) -> None:
-    group = sub.add_parser(name, help=help_text, description=__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    group.set_defaults(group_parser=group)
-    cmds = group.add_subparsers(metavar="COMMAND")
+    cmds = command_group(sub, name, help_text, __doc__)
 
     for command, cls, func, help_line in (
         ("ae", AEConfig, cmd_ae, "train the shallow dense autoencoder into runs/notmnist/<name>/"),
