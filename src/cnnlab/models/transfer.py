@@ -7,8 +7,9 @@
 timm's ``forward_head(pre_logits=True)`` does each model's own pooling (average pooling for CNNs, the
 class token for ViTs, pooling + norm for ConvNeXt), so the head always sees what ImageNet's classifier saw.
 
-``from_features = True`` makes ``forward`` take pooled features (B, F) instead of images: the frozen
-strategy trains the head from cached features while the checkpoint still holds the whole classifier.
+``HeadOnFeatures`` is the same classifier as trained from cached features: the head alone, fed pooled
+features (B, F), under the very parameter names it has inside ``TransferNet`` (``head.*``), so its
+checkpoints stay small (no copy of an unchanged backbone per epoch) and load straight back into the net.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ class TransferNet(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.head = head
-        self.from_features = False
 
     @property
     def num_features(self) -> int:
@@ -40,9 +40,20 @@ class TransferNet(nn.Module):
         """(B, F) -> (B, K)."""
         return self.head(features)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = x if self.from_features else self.forward_features(x)
-        return self.forward_head(features)
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        features = self.forward_features(images)  # (B, F)
+        return self.forward_head(features)  # (B, K)
+
+
+class HeadOnFeatures(nn.Module):
+    """A ``TransferNet``'s head (shared, not copied) as a model of cached features: (B, F) -> (B, K)."""
+
+    def __init__(self, net: TransferNet):
+        super().__init__()
+        self.head = net.head
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
 
 
 def pooled_width(backbone: nn.Module) -> int:

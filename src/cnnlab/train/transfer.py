@@ -1,8 +1,9 @@
 """Transfer-learning strategies for a ``TransferNet`` (backbone + head), all trained by ``engine.fit``.
 
 * ``frozen``: the backbone in eval mode without gradients (``freeze``). By default its pooled features
-  are computed once and cached (``data.features``), and the head trains from them in seconds; with
-  ``cache=False`` every batch goes through the backbone, with augmentation.
+  are computed once and cached (``data.features``) and the head trains from them in seconds, its
+  checkpoints holding the head alone (``HeadOnFeatures``); with ``cache=False`` every batch goes through
+  the backbone, with augmentation.
 * ``finetune``: the keras.io recipe in two phases. Phase 1 is ``frozen`` for ``head_epochs`` (into
   ``<run>/phase1/``); phase 2 unfreezes the last K blocks (``unfreeze_last``) and trains on augmented
   images at ``finetune_lr``, BatchNorms of the still-frozen blocks kept in inference mode (and, unless
@@ -10,7 +11,7 @@
 * ``scratch``: the same network from random weights, every parameter trained: the baseline that shows
   what the ImageNet weights buy.
 
-Each strategy returns an ``Outcome``: where the best checkpoint is and how to feed the net to evaluate it.
+Each strategy returns an ``Outcome``: what was trained, where its best checkpoint is, and how to feed it.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from __future__ import annotations
 import csv
 import dataclasses
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from torch import nn
 
 from cnnlab import config as cfgmod
 from cnnlab.data.features import cached_features
@@ -30,7 +33,7 @@ from cnnlab.data.food101 import FoodData
 from cnnlab.data.loader import TensorLoader
 from cnnlab.data.preprocess import Preprocess
 from cnnlab.errors import ConfigError
-from cnnlab.models.transfer import TransferNet
+from cnnlab.models.transfer import HeadOnFeatures, TransferNet
 from cnnlab.registry import Registry
 from cnnlab.train.classifier import ClassifierModule
 from cnnlab.train.engine import EngineConfig, FitResult, fit, load_model_weights, resolve_precision
@@ -79,9 +82,10 @@ def feature_inputs(net: TransferNet, data: FoodData, pre: Preprocess, cfg: Any) 
     device = run_device(cfg)
     tensors, info = {}, {"built": False, "seconds": 0.0, "images_per_s": None}
     splits = {"train": data.train, "test": data.test, **({"val": data.val} if data.val is not None else {})}
+    # With a val split, train and val are parts of the official train split drawn by the seed.
+    drawn_by = (cfg.val_fraction, cfg.seed) if data.val is not None else None
     for split, part in splits.items():
-        # The val split is part of the official train split, so it is named by the seed that drew it.
-        key = (split, tuple(data.classes), cfg.per_class_limit, cfg.val_fraction, cfg.seed if data.val is not None else None)
+        key = (split, tuple(data.classes), cfg.per_class_limit, drawn_by)
         features, built = cached_features(net, part.x, pre, source=data.root, split=split, key=key,
                                           bf16=bf16, batch_size=cfg.eval_batch_size, kind="food-features",
                                           device=device)
@@ -91,6 +95,20 @@ def feature_inputs(net: TransferNet, data: FoodData, pre: Preprocess, cfg: Any) 
     if info["built"]:
         info["images_per_s"] = sum(len(p) for p in splits.values()) / max(info["seconds"], 1e-9)
     return Inputs(tensors, kind="features", info=info)
+
+
+@contextmanager
+def one_cpu_thread(enabled: bool = True):
+    """Train heads on cached features with one CPU thread. Their matmuls are too small to gain from
+    more, and on a shared machine OpenMP's spinning threads collapse: a 20-epoch mlp:512 head took
+    90 s with 2 threads and 9 s with 1 on this 2-core box while another process was busy."""
+    before = torch.get_num_threads()
+    if enabled:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 # ---- one phase of training ------------------------------------------------------------------------
@@ -104,7 +122,8 @@ class Outcome:
     best_epoch: int
     best_score: float
     wall_time_s: float
-    inputs: Inputs  # how to feed the net its best checkpoint is evaluated with
+    model: nn.Module  # what was trained and checkpointed: the TransferNet, or HeadOnFeatures of it
+    inputs: Inputs  # how to feed ``model``, for evaluating its best checkpoint
     trainable_params: int
     is_global_zero: bool = True
     phases: list[dict[str, Any]] = field(default_factory=list)
@@ -122,10 +141,10 @@ def engine_config(cfg: Any) -> EngineConfig:
     return EngineConfig(**{**shared, "strategy": getattr(cfg, "lightning_strategy", "auto")})
 
 
-def fit_phase(net: TransferNet, inputs: Inputs, cfg: Any, run_dir: Path) -> FitResult:
+def fit_phase(model: nn.Module, inputs: Inputs, cfg: Any, run_dir: Path) -> FitResult:
     split = eval_split(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    module = ClassifierModule(net, cfg, eval_split=split, hparams=cfgmod.to_dict(cfg))
+    module = ClassifierModule(model, cfg, eval_split=split, hparams=cfgmod.to_dict(cfg))
     train_loader = inputs.loader("train", cfg.batch_size, train=True, seed=cfg.seed)
     eval_loader = inputs.loader(split, cfg.eval_batch_size)
     with warnings.catch_warnings():
@@ -134,11 +153,11 @@ def fit_phase(net: TransferNet, inputs: Inputs, cfg: Any, run_dir: Path) -> FitR
         return fit(module, train_loader, eval_loader, run_dir, engine_config(cfg), monitor=f"{split}_acc", mode="max")
 
 
-def _outcome(result: FitResult, inputs: Inputs, net: TransferNet, phase: str) -> Outcome:
+def _outcome(result: FitResult, model: nn.Module, inputs: Inputs, phase: str) -> Outcome:
     phase_info = {"phase": phase, "epochs": result.epochs, "best_epoch": result.best_epoch,
-                  "wall_time_s": result.wall_time_s, "trainable_params": count_trainable(net)}
+                  "wall_time_s": result.wall_time_s, "trainable_params": count_trainable(model)}
     return Outcome(result.best_ckpt, result.last_ckpt, result.epochs, result.best_epoch, result.best_score,
-                   result.wall_time_s, inputs, count_trainable(net), result.is_global_zero, [phase_info])
+                   result.wall_time_s, model, inputs, count_trainable(model), result.is_global_zero, [phase_info])
 
 
 # ---- the strategies ---------------------------------------------------------------------------------
@@ -148,14 +167,15 @@ def _outcome(result: FitResult, inputs: Inputs, net: TransferNet, phase: str) ->
 def train_frozen(net: TransferNet, data: FoodData, pre: Preprocess, cfg: Any, run_dir: Path) -> Outcome:
     freeze(net.backbone)
     if not cfg.cache:
-        net.from_features = False
         inputs = image_inputs(data, pre)
-        return _outcome(fit_phase(net, inputs, cfg, run_dir), inputs, net, "frozen")
+        return _outcome(fit_phase(net, inputs, cfg, run_dir), net, inputs, "frozen")
     inputs = feature_inputs(net, data, pre, cfg)
-    net.from_features = True
+    head = HeadOnFeatures(net)
     if cfg.precision == "auto":  # tiny matmuls on cached features: bf16 would cost accuracy and buy no speed
         cfg = cfgmod.replace(cfg, {"precision": "32-true"})
-    outcome = _outcome(fit_phase(net, inputs, cfg, run_dir), inputs, net, "frozen (cached features)")
+    with one_cpu_thread(run_device(cfg).type == "cpu"):
+        result = fit_phase(head, inputs, cfg, run_dir)
+    outcome = _outcome(result, head, inputs, "frozen (cached features)")
     outcome.feature_info = inputs.info
     return outcome
 
@@ -165,13 +185,12 @@ def train_finetune(net: TransferNet, data: FoodData, pre: Preprocess, cfg: Any, 
     if cfg.unfreeze != "all" and int(cfg.unfreeze) < 1:
         raise ConfigError("finetune: --unfreeze must be at least 1 (or all); 0 is the frozen strategy")
     head = train_frozen(net, data, pre, cfgmod.replace(cfg, {"epochs": cfg.head_epochs}), run_dir / "phase1")
-    load_model_weights(net, head.last_ckpt)  # the head as phase 1 left it, as in the keras recipe
-    net.from_features = False
+    load_model_weights(head.model, head.last_ckpt)  # the head as phase 1 left it, as in the keras recipe
     unfreeze(net.head)
     unfreeze_last(net.backbone, cfg.unfreeze, train_bn=cfg.finetune_bn_stats)
     inputs = image_inputs(data, pre)
     body = _outcome(fit_phase(net, inputs, cfgmod.replace(cfg, {"lr": cfg.finetune_lr}), run_dir),
-                    inputs, net, f"finetune (last {cfg.unfreeze} blocks)")
+                    net, inputs, f"finetune (last {cfg.unfreeze} blocks)")
     if body.is_global_zero:
         merge_phase_metrics(run_dir / "phase1" / "metrics.csv", run_dir / "metrics.csv", head.epochs)
     body.phases = head.phases + body.phases
@@ -185,9 +204,8 @@ def train_finetune(net: TransferNet, data: FoodData, pre: Preprocess, cfg: Any, 
 @STRATEGIES.register("scratch")
 def train_scratch(net: TransferNet, data: FoodData, pre: Preprocess, cfg: Any, run_dir: Path) -> Outcome:
     unfreeze(net)
-    net.from_features = False
     inputs = image_inputs(data, pre)
-    return _outcome(fit_phase(net, inputs, cfg, run_dir), inputs, net, "scratch")
+    return _outcome(fit_phase(net, inputs, cfg, run_dir), net, inputs, "scratch")
 
 
 def merge_phase_metrics(phase1_csv: Path, phase2_csv: Path, phase1_epochs: int) -> None:

@@ -1,0 +1,63 @@
+"""Frozen-backbone features, computed once and cached on disk.
+
+A frozen backbone maps each (deterministically preprocessed) image to the same pooled feature vector
+every epoch, so computing it more than once is waste: ``cached_features`` runs the backbone once per
+(data source, split, classes, backbone, weights, preprocessing, precision) and stores (N, F) float32
+features in the cache folder; every head after that trains from memory in seconds. The key holds a
+hash of the weights themselves, so different weights (pretrained or not, another checkpoint) can never
+be served features of others.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from cnnlab.data.cache import cached_tensors
+from cnnlab.data.preprocess import Preprocess
+from cnnlab.models.backbones import weights_digest
+from cnnlab.models.transfer import TransferNet
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@torch.inference_mode()
+def extract_features(net: TransferNet, images: torch.Tensor, pre: Preprocess, *, batch_size: int = 64,
+                     bf16: bool = False, device: torch.device | None = None) -> torch.Tensor:
+    """uint8 images (N, 3, S, S) -> pooled features (N, F) float32, eval preprocessing, eval mode."""
+    device = device or default_device()
+    was_training = net.training
+    net.eval().to(device)
+    transform = pre.eval_transform()
+    out = []
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        for start in range(0, len(images), batch_size):
+            batch = transform(images[start:start + batch_size]).to(device, non_blocking=True)  # (B, 3, I, I)
+            out.append(net.forward_features(batch).float().cpu())  # (B, F)
+    net.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, net.num_features)
+
+
+def cached_features(net: TransferNet, images: torch.Tensor, pre: Preprocess, *, source: Path, split: str,
+                    key: tuple, bf16: bool = False, batch_size: int = 64, kind: str = "features",
+                    device: torch.device | None = None) -> tuple[torch.Tensor, dict]:
+    """(features (N, F), info) from the cache, or extracted now; ``key`` names what ``images`` are
+    (split, classes, limit): the data source's fingerprint is added by the cache itself."""
+    info = {"built": False, "seconds": 0.0, "images_per_s": None}
+
+    def build() -> dict[str, torch.Tensor]:
+        print(f"cnnlab: extracting {split} features of {len(images)} images (once; cached)", file=sys.stderr)
+        started = time.perf_counter()
+        features = extract_features(net, images, pre, batch_size=batch_size, bf16=bf16, device=device)
+        info.update(built=True, seconds=time.perf_counter() - started)
+        info["images_per_s"] = len(images) / max(info["seconds"], 1e-9)
+        return {"features": features}
+
+    digest = weights_digest(net.backbone)
+    data = cached_tensors(kind, source, build, split, key, digest, pre.key(), bf16)
+    return data["features"], info

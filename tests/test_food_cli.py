@@ -1,0 +1,102 @@
+"""`cnnlab food ...` end to end on a tiny Food-101 tree: exit code 0 and the run-folder contract for good
+input, exit code 2 and one line for bad input; compare writes its table and reuses finished runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from food_tree import make_food_tree
+
+from cnnlab.cli import main
+
+FAST = ["--num-classes", "3", "--input-size", "32", "--batch-size", "4", "--epochs", "1", "--no-progress",
+        "--logger", "none", "--precision", "32-true"]
+
+
+@pytest.fixture
+def food(tmp_path):
+    return make_food_tree(tmp_path / "src")
+
+
+def test_group_alone_prints_help(capsys):
+    main(["food"])
+    assert "backbones" in capsys.readouterr().out
+
+
+def test_backbones_lists_the_registry(capsys):
+    assert main(["food", "backbones"]) == 0
+    out = capsys.readouterr().out
+    assert "efficientnet_lite0" in out and "resnet50.tv2_in1k" in out and "offline" in out
+
+
+def test_train_writes_the_run_folder(food, tmp_path, capsys):
+    assert main(["food", "train", "--data-dir", str(food), "--head", "mlp:8", "--name", "tiny", *FAST]) == 0
+    run = tmp_path / "runs" / "food" / "tiny"
+    for name in ("config.yaml", "metrics.csv", "checkpoints/best.ckpt", "checkpoints/last.ckpt",
+                 "confusion.png", "summary.json"):
+        assert (run / name).is_file(), name
+    summary = json.loads((run / "summary.json").read_text())
+    for key in ("train_acc", "test_acc", "top5", "per_class_acc", "params", "trainable_params", "wall_time_s"):
+        assert key in summary, key
+    assert 0 <= summary["test_acc"] <= summary["top5"] <= 1
+    assert list(summary["per_class_acc"]) == ["ramen", "apple_pie", "sushi"]
+    assert summary["trainable_params"] == 1280 * 8 + 8 + 8 * 3 + 3  # only the head
+    assert "test acc" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--num-classes", "9"], "only 4 classes"),
+    (["--head", "mlp:"], "hidden sizes"),
+    (["--backbone", "resnet5O"], "unknown backbone"),
+    (["--strategy", "finetune", "--unfreeze", "some"], "unfreeze"),
+    (["--strategy", "finetune", "--unfreeze", "40"], "blocks"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(food, capsys, bad, message):
+    assert main(["food", "train", "--data-dir", str(food), *FAST, *bad]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("cnnlab: error:") and message in err[-1], err
+
+
+def test_missing_data_dir_exit_code_2(tmp_path, capsys):
+    assert main(["food", "train", "--data-dir", str(tmp_path / "nowhere"), *FAST]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_compare_writes_table_and_reuses_runs(food, tmp_path, capsys):
+    config = tmp_path / "compare.yaml"
+    config.write_text(yaml.safe_dump({
+        "defaults": {"num_classes": 3, "input_size": 32, "batch_size": 4, "epochs": 1, "progress": False,
+                     "logger": "none", "precision": "32-true", "eval_train": False},
+        "runs": [{"name": "lin", "head": "linear", "strategy": "frozen"},
+                 {"name": "mlp", "head": "mlp:8", "strategy": "frozen", "dropout": 0.0}],
+    }))
+    assert main(["food", "compare", "--config", str(config), "--data-dir", str(food)]) == 0
+    table = (tmp_path / "runs" / "food" / "compare.md").read_text()
+    assert "| Backbone | Head | Strategy | Trainable params | Epochs | Time | Acc. train % | Acc. test % | Top-5 % |" in table
+    assert "Best configuration: efficientnet_lite0 with a " in table
+    for suffix in (".csv", ".tex"):
+        assert (tmp_path / "runs" / "food" / f"compare{suffix}").is_file()
+    capsys.readouterr()
+    assert main(["food", "compare", "--config", str(config), "--data-dir", str(food)]) == 0
+    assert capsys.readouterr().out.count("reusing finished run") == 2
+
+
+def test_compare_config_errors_name_the_run(food, tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump({"runs": [{"name": "x", "heads": "linear"}]}))
+    assert main(["food", "compare", "--config", str(config)]) == 2
+
+
+@pytest.mark.parametrize("name", ["compare-quick.yaml", "compare.yaml"])
+def test_shipped_compare_configs_are_valid(name):
+    from pathlib import Path
+
+    from cnnlab.experiments.food import read_compare_config, run_config
+
+    path = Path(__file__).parents[1] / "configs" / "food" / name
+    defaults, runs = read_compare_config(path)
+    configs = [run_config(defaults, run, {}) for run in runs]
+    assert {c.strategy for c in configs} == {"frozen", "finetune", "scratch"}
+    assert len({c.name for c in configs}) == len(configs)

@@ -1,0 +1,87 @@
+"""The frozen-feature cache: reused when nothing changed; rebuilt when the backbone, its weights or the
+preprocessing change; and the head trained from it matches one trained through the backbone's features."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from food_tree import make_food_tree
+
+from cnnlab.data import features as features_module
+from cnnlab.data.food101 import load_food101
+from cnnlab.experiments.food import FoodConfig, build_net
+from cnnlab.models.backbones import BACKBONES, BackboneEntry, preprocess_for
+from cnnlab.train.transfer import feature_inputs
+
+# A second offline backbone (random weights, fixed by the seed) so a backbone change can be tested offline.
+if "test-resnet10t" not in BACKBONES:
+    BACKBONES.register("test-resnet10t")(BackboneEntry("test-resnet10t", "resnet10t", "random (tests)",
+                                                       load_offline=lambda model: None))
+
+
+@pytest.fixture
+def extractions(monkeypatch):
+    """Counts backbone passes over a split."""
+    calls = []
+    real = features_module.extract_features
+
+    def counting(net, images, pre, **kwargs):
+        calls.append(len(images))
+        return real(net, images, pre, **kwargs)
+
+    monkeypatch.setattr(features_module, "extract_features", counting)
+    return calls
+
+
+def _features(food, **overrides):
+    settings = {"data_dir": str(food), "num_classes": 2, "input_size": 32, "precision": "32-true", **overrides}
+    cfg = FoodConfig(**settings)
+    torch.manual_seed(0)  # test-resnet10t's random weights are the same every time
+    net = build_net(cfg)
+    pre = preprocess_for(net.backbone, cfg.input_size)
+    data = load_food101(food, num_classes=2, image_size=pre.stored_size, interpolation=pre.interpolation)
+    return net, feature_inputs(net, data, pre, cfg)
+
+
+def test_cache_reused_when_nothing_changed(tmp_path, extractions):
+    food = make_food_tree(tmp_path / "src")
+    _, first = _features(food)
+    assert len(extractions) == 2 and first.info["built"]  # train and test
+    _, again = _features(food, head="mlp:8", lr=0.5)  # the head and its training do not matter
+    assert len(extractions) == 2 and not again.info["built"]
+    assert torch.equal(first.tensors["train"][0], again.tensors["train"][0])
+    assert first.tensors["train"][0].shape == (8, 1280)
+
+
+@pytest.mark.parametrize("change", [{"backbone": "test-resnet10t"}, {"input_size": 48}, "weights"])
+def test_cache_rebuilt_when_backbone_weights_or_transform_change(tmp_path, extractions, change, monkeypatch):
+    food = make_food_tree(tmp_path / "src")
+    _features(food)
+    assert len(extractions) == 2
+    if change == "weights":
+        from cnnlab.models import backbones
+
+        real = backbones.load_lite0_package_weights
+
+        def nudged(model):
+            real(model)
+            with torch.no_grad():
+                model.conv_stem.weight.add_(1e-3)
+
+        monkeypatch.setitem(BACKBONES._entries, "efficientnet_lite0",
+                            BackboneEntry("efficientnet_lite0", "tf_efficientnet_lite0", "nudged", nudged))
+        _features(food)
+    else:
+        _features(food, **change)
+    assert len(extractions) == 4
+
+
+def test_features_equal_the_backbone_on_eval_preprocessed_images(tmp_path):
+    food = make_food_tree(tmp_path / "src")
+    net, inputs = _features(food)
+    images, _ = inputs.tensors["test"]
+    pre = preprocess_for(net.backbone, 32)
+    data = load_food101(food, num_classes=2, image_size=pre.stored_size)
+    with torch.no_grad():
+        direct = net.eval().forward_features(pre.eval_transform()(data.test.x))
+    assert torch.allclose(images, direct, atol=1e-5)
