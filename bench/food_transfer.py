@@ -106,11 +106,12 @@ def main() -> None:
     print(f"feature extraction: {speed:.1f} images/s ({frozen_cfg.backbone}, {precision}, "
           f"{torch.get_num_threads()} threads)")
     for cfg, s, call_s in results:
-        built = (s.get("features") or {}).get("built")
+        features = s.get("features") or {}
         if s["strategy"] == "frozen":
             print(f"head from cache ({s['head']}): {s['wall_time_s']:.1f} s fit for {s['epochs']} epochs"
                   + (f", {call_s:.1f} s whole train() call" if call_s else " (reused run)")
-                  + (" [features extracted in this run]" if built else ""))
+                  + (f" [that run first extracted the features: {features['seconds']:.0f} s, "
+                     f"{features['images_per_s']:.0f} images/s]" if features.get("built") else ""))
         if s["strategy"] in ("finetune", "scratch"):
             body = s["phases"][-1]
             print(f"{s['strategy']} epoch (augmented train + test eval): "

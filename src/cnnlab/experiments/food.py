@@ -29,7 +29,8 @@ from cnnlab.config import field
 from cnnlab.data.food101 import DEFAULT_NUM_CLASSES, FoodData, load_food101
 from cnnlab.data.preprocess import Preprocess
 from cnnlab.errors import ConfigError
-from cnnlab.experiments.common import add_config_file_flag, open_run, parse_key_values, resolve_config, reuse_or_resume
+from cnnlab.experiments.common import (add_config_file_flag, command_group, open_run, parse_key_values,
+                                       resolve_config, reuse_or_resume)
 from cnnlab.models.backbones import BACKBONES, DEFAULT_BACKBONE, describe_backbone, preprocess_for, resolve_backbone
 from cnnlab.models.heads import parse_head
 from cnnlab.models.transfer import TransferNet, create_transfer_net
@@ -221,7 +222,8 @@ def table_row(s: dict[str, Any]) -> dict[str, Any]:
 
 def best_sentence(summaries: list[dict[str, Any]]) -> str:
     best = max(summaries, key=lambda s: (s["test_acc"], s["top5"]))
-    how = best["strategy"] + (f" with the last {best['unfreeze']} blocks unfrozen" if best.get("unfreeze") else "")
+    blocks = {"1": "the last block", "all": "every block"}.get(best.get("unfreeze"), f"the last {best.get('unfreeze')} blocks")
+    how = best["strategy"] + (f" with {blocks} unfrozen" if best.get("unfreeze") else "")
     return (f"Best configuration: {best['backbone']} with a {best['head']} head, {how}, at "
             f"{100 * best['test_acc']:.1f}% test accuracy (top-5 {100 * best['top5']:.1f}%) on "
             f"{best['num_classes']} classes.")
@@ -279,10 +281,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction, name: str, help_text: str) -> None:
-    group = sub.add_parser(name, help=help_text, description=__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    group.set_defaults(group_parser=group)
-    cmds = group.add_subparsers(metavar="COMMAND")
+    cmds = command_group(sub, name, help_text, __doc__)
 
     p = cmds.add_parser("backbones", help="list the registered backbones: params, input size, weights source")
     p.set_defaults(func=cmd_backbones)
