@@ -1,0 +1,101 @@
+"""`cnnlab lab` end to end on tiny data: every exercise, the report, and resuming after a kill."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cnnlab.cli import main
+from cnnlab.experiments import lab as lab_module
+
+from conftest import write_cifar_tree
+from food_tree import make_food_tree
+from notmnist_helpers import write_notmnist
+
+
+@pytest.fixture
+def tiny_preset(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "data-root"
+    write_cifar_tree(root / "cifar10")
+    make_food_tree(root)
+    write_notmnist(root / "notmnist", n_train=80, n_test=40)
+    quiet = {"progress": False, "logger": "none"}
+    cifar = tmp_path / "cifar.yaml"
+    cifar.write_text(yaml.safe_dump({
+        "defaults": {**quiet, "epochs": 1, "batch_size": 16},
+        "runs": [{"name": "sequential", "arch": "sequential", "model": {"widths": [8, 16, 32], "dense": [16]}},
+                 {"name": "residual", "arch": "residual", "model": {"stem": 8, "widths": [8, 16, 16]}}]}))
+    food = tmp_path / "food.yaml"
+    food.write_text(yaml.safe_dump({
+        "defaults": {**quiet, "input_size": 32, "batch_size": 4, "epochs": 1, "precision": "32-true", "eval_train": False},
+        "runs": [{"name": "frozen", "head": "linear", "strategy": "frozen"},
+                 {"name": "scratch", "head": "linear", "strategy": "scratch"}]}))
+    preset = tmp_path / "tiny.yaml"
+    preset.write_text(yaml.safe_dump({
+        "cifar": {"config": str(cifar), "seeds": 1},
+        "food": {"config": str(food), "set": {"num_classes": 4}},
+        "notmnist": {"ae": {"epochs": 2, **quiet}, "sweep": {"dims": [4, 8], "epochs": 2, **quiet},
+                     "svm": {"epochs": 2, "cv_samples": 40, "cv_folds": 2, **quiet},
+                     "denoise": {"epochs": 1, **quiet}},
+        "report": {"out": str(tmp_path / "report")}}))
+    monkeypatch.setenv("CNNLAB_DATA", str(tmp_path / "elsewhere"))  # --data-root must win
+    return preset
+
+
+def summaries(runs: Path) -> dict[str, float]:
+    return {str(p.relative_to(runs)): p.stat().st_mtime_ns for p in runs.rglob("summary.json")}
+
+
+def test_lab_runs_everything_and_a_killed_lab_resumes_without_losing_runs(tiny_preset, tmp_path, monkeypatch, capsys):
+    runs = tmp_path / "runs"
+    data_root = str(tmp_path / "data-root")
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    real_food = lab_module.RUNNERS["food"]
+    monkeypatch.setitem(lab_module.RUNNERS, "food", killed)
+    assert main(["lab", "--preset", str(tiny_preset), "--data-root", data_root, "--no-progress"]) == 130
+    before = summaries(runs)
+    assert sorted(before) == ["cifar/residual-s0/summary.json", "cifar/sequential-s0/summary.json"]
+
+    monkeypatch.setitem(lab_module.RUNNERS, "food", real_food)
+    (runs / "cifar" / "residual-s0" / "summary.json").unlink()  # as if killed during its last epoch
+    capsys.readouterr()
+    assert main(["lab", "--preset", str(tiny_preset), "--data-root", data_root, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    after = summaries(runs)
+    assert after["cifar/sequential-s0/summary.json"] == before["cifar/sequential-s0/summary.json"]  # reused
+    assert "cifar/residual-s0/summary.json" in after and not (runs / "cifar" / "residual-s0-2").exists()  # resumed
+    assert "reusing finished run" in out and "report:" in out
+    for expected in ("food/frozen/summary.json", "food/scratch/summary.json", "notmnist/svm/summary.json"):
+        assert expected in after
+    assert any(k.startswith("notmnist/conv-dae") for k in after)
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "Missing" not in report and "Transfer bought" in report and "**g) " in report
+    table = json.loads((runs / "cifar" / "sequential-s0" / "summary.json").read_text())
+    assert f"{100 * table['test_acc']:.1f}" in report
+
+    capsys.readouterr()  # a third run reuses everything
+    assert main(["lab", "--preset", str(tiny_preset), "--data-root", data_root, "--no-progress"]) == 0
+    assert summaries(runs) == after
+
+
+def test_unknown_preset_and_sections_are_clear_errors(tmp_path, capsys):
+    assert main(["lab", "--preset", "quik"]) == 2
+    assert "unknown preset 'quik'" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cifar: {config: x.yaml}\nfod: {}\n")
+    assert main(["lab", "--preset", str(bad)]) == 2
+    assert "unknown section(s) fod" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("preset", ["quick", "full"])
+def test_shipped_presets_are_valid(preset):
+    path = lab_module.preset_path(preset)
+    spec = lab_module.read_preset(path)
+    for section in ("cifar", "food"):
+        assert lab_module.resolve(spec[section]["config"]).is_file()
