@@ -34,7 +34,8 @@ from cnnlab.train.runs import read_summary
 def plain_dense_ae(images, seed: int, epochs: int, batch_size: int = 256) -> dict:
     """The hand-written loop: Xavier-initialised 784-32-784, BCE, Adam 1e-3, shuffled batches of 256."""
     torch.manual_seed(seed)
-    model = create_autoencoder("dense-ae", code_dim=32)  # Xavier uniform weights, zero biases
+    model = create_autoencoder("dense-ae", code_dim=32)
+    torch.nn.init.zeros_(model.encoder[1].bias)  # Keras' zero code bias: the baseline, not cnnlab's 0.1
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     x, x_test = images.x_train, images.x_test
     torch.set_flush_denormal(True)  # as cnnlab does: subnormal Adam states cost ~5x on x86
