@@ -20,6 +20,7 @@ from torch import nn
 from cnnlab.config import field
 from cnnlab.metrics import psnr_from_mse
 from cnnlab.train.engine import EngineConfig
+from cnnlab.train.sums import EpochSums
 
 # Reconstruction losses by name; both take (prediction in [0, 1], target in [0, 1]).
 LOSSES = {"bce": F.binary_cross_entropy, "mse": F.mse_loss}
@@ -44,7 +45,7 @@ class AutoencoderModule(pl.LightningModule):
         self.cfg = cfg
         self.loss_fn = LOSSES[cfg.loss]
         self.save_hyperparameters(hparams if hparams is not None else asdict(cfg))
-        self._sums: dict[str, torch.Tensor] = {}
+        self.sums = EpochSums()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.cfg.channels_last and x.ndim == 4:
@@ -63,16 +64,14 @@ class AutoencoderModule(pl.LightningModule):
         n = float(len(target))
         sums = torch.stack([loss.detach() * n, squared_error,
                             torch.tensor(n, device=loss.device), torch.tensor(float(target.numel()), device=loss.device)])
-        self._sums[split] = self._sums.get(split, torch.zeros_like(sums)) + sums
+        self.sums.add(split, sums)
         return loss
 
     def _log_split(self, split: str) -> None:
-        sums = self._sums.pop(split, None)
-        if sums is None:
+        totals = self.sums.pop(split, self.trainer)
+        if totals is None:
             return
-        if self.trainer.world_size > 1:
-            sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
-        loss_sum, squared_error, images, pixels = sums.tolist()
+        loss_sum, squared_error, images, pixels = totals
         self.log(f"{split}_loss", loss_sum / images, prog_bar=split != "train")
         if split != "train":
             mse = squared_error / pixels

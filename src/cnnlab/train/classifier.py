@@ -18,6 +18,7 @@ from torch import nn
 
 from cnnlab.config import field
 from cnnlab.train.engine import EngineConfig
+from cnnlab.train.sums import EpochSums
 
 
 @dataclass
@@ -78,7 +79,7 @@ class ClassifierModule(pl.LightningModule):
         self.cfg = cfg
         self.eval_split = eval_split
         self.save_hyperparameters(hparams if hparams is not None else asdict(cfg))
-        self._sums: dict[str, torch.Tensor] = {}
+        self.sums = EpochSums()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -87,15 +88,13 @@ class ClassifierModule(pl.LightningModule):
     def _accumulate(self, split: str, logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> None:
         n = torch.tensor(float(len(y)), device=logits.device)
         sums = torch.stack([loss.detach().float() * n, (logits.argmax(1) == y).sum().float(), n])
-        self._sums[split] = self._sums.get(split, torch.zeros_like(sums)) + sums
+        self.sums.add(split, sums)
 
     def _log_split(self, split: str) -> None:
-        sums = self._sums.pop(split, None)
-        if sums is None:
+        totals = self.sums.pop(split, self.trainer)
+        if totals is None:
             return
-        if self.trainer.world_size > 1:
-            sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
-        loss, correct, n = sums.tolist()
+        loss, correct, n = totals
         self.log(f"{split}_loss", loss / n, sync_dist=False, prog_bar=False)
         self.log(f"{split}_acc", correct / n, sync_dist=False, prog_bar=True)
 
