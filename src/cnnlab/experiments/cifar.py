@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,7 +27,7 @@ from cnnlab.data.augment import Normalize
 from cnnlab.data.loader import TensorLoader, class_balanced_indices, split_balanced
 from cnnlab.errors import ConfigError
 from cnnlab.experiments.common import (add_config_file_flag, command_group, fmt_pct, open_run, parse_key_values,
-                                       resolve_config, reuse_or_resume)
+                                       read_compare_config, resolve_config, reuse_or_resume)
 from cnnlab.models import count_params, create_model, describe, list_models
 from cnnlab.models.inspect import draw_graph, summary_text
 from cnnlab.paths import runs_root
@@ -176,18 +176,9 @@ class CompareEntry:
     settings: dict[str, Any]
 
 
-def read_compare_config(path: str | Path) -> tuple[dict[str, Any], list[CompareEntry]]:
-    """A compare config: ``defaults:`` (keys of CifarConfig for every run) and ``runs:`` (a list of
-    mappings, each with a ``name`` and its own keys)."""
-    data = cfgmod.read_yaml(path)
-    unknown = set(data) - {"defaults", "runs"}
-    if unknown:
-        raise ConfigError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))} (expected defaults, runs)")
-    runs = data.get("runs") or []
-    if not isinstance(runs, list) or not all(isinstance(r, dict) and r.get("name") for r in runs):
-        raise ConfigError(f"{path}: 'runs' must be a list of mappings, each with a name")
-    entries = [CompareEntry(str(r["name"]), {k: v for k, v in r.items() if k != "name"}) for r in runs]
-    return dict(data.get("defaults") or {}), entries
+def compare_entries(path: str | Path) -> tuple[dict[str, Any], list[CompareEntry]]:
+    defaults, runs = read_compare_config(path)
+    return defaults, [CompareEntry(str(r["name"]), {k: v for k, v in r.items() if k != "name"}) for r in runs]
 
 
 def entry_config(defaults: dict[str, Any], entry: CompareEntry, seed: int, overrides: dict[str, Any]) -> CifarConfig:
@@ -217,7 +208,7 @@ def table_row(entry: CompareEntry, summaries: list[dict[str, Any]]) -> dict[str,
 def compare(config_path: str | Path, seeds: int = 1, overrides: dict[str, Any] | None = None,
             runs_dir: str | None = None) -> list[Path]:
     """Train (or reuse) every entry of a compare config for each seed; write Table 1."""
-    defaults, entries = read_compare_config(config_path)
+    defaults, entries = compare_entries(config_path)
     if runs_dir:
         defaults["runs_dir"] = runs_dir
     rows, outputs = [], []

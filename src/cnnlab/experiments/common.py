@@ -67,6 +67,22 @@ def command_group(sub: argparse._SubParsersAction, name: str, help_text: str, do
     return group.add_subparsers(metavar="COMMAND")
 
 
+def read_compare_config(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A compare config: ``defaults:`` (config keys for every run) and ``runs:`` (a non-empty list of
+    mappings, each with a ``name`` and its own keys). Keys are checked later, per run, by its config class."""
+    data = cfgmod.read_yaml(path)
+    unknown = set(data) - {"defaults", "runs"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))} (expected defaults, runs)")
+    runs = data.get("runs") or []
+    if not isinstance(runs, list) or not runs or not all(isinstance(r, dict) and r.get("name") for r in runs):
+        raise ConfigError(f"{path}: 'runs' must be a non-empty list of mappings, each with a name")
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{path}: 'defaults' must be a mapping of config keys")
+    return dict(defaults), runs
+
+
 def add_config_file_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="YAML", help="YAML file of config keys; flags override it")
 
@@ -92,7 +108,10 @@ def parse_key_values(pairs: list[str] | None, flag: str) -> dict[str, Any]:
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value, NaN for none)."""
     n = len(values)
+    if n == 0:
+        return float("nan"), float("nan")
     mean = sum(values) / n
     std = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0
     return mean, std

@@ -30,7 +30,7 @@ from cnnlab.data.food101 import DEFAULT_NUM_CLASSES, FoodData, load_food101
 from cnnlab.data.preprocess import Preprocess
 from cnnlab.errors import ConfigError
 from cnnlab.experiments.common import (add_config_file_flag, command_group, open_run, parse_key_values,
-                                       resolve_config, reuse_or_resume)
+                                       read_compare_config, resolve_config, reuse_or_resume)
 from cnnlab.models.backbones import BACKBONES, DEFAULT_BACKBONE, describe_backbone, preprocess_for, resolve_backbone
 from cnnlab.models.heads import parse_head
 from cnnlab.models.transfer import TransferNet, create_transfer_net
@@ -180,21 +180,6 @@ def train(cfg: FoodConfig) -> Path:
 
 
 # ---- the comparison ------------------------------------------------------------------------------
-
-
-def read_compare_config(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """``defaults:`` (FoodConfig keys for every run) and ``runs:`` (a list of mappings, each with a name)."""
-    data = cfgmod.read_yaml(path)
-    unknown = set(data) - {"defaults", "runs"}
-    if unknown:
-        raise ConfigError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))} (expected defaults, runs)")
-    runs = data.get("runs") or []
-    if not isinstance(runs, list) or not runs or not all(isinstance(r, dict) and r.get("name") for r in runs):
-        raise ConfigError(f"{path}: 'runs' must be a non-empty list of mappings, each with a name")
-    defaults = data.get("defaults") or {}
-    if not isinstance(defaults, dict):
-        raise ConfigError(f"{path}: 'defaults' must be a mapping of config keys")
-    return defaults, runs
 
 
 def run_config(defaults: dict[str, Any], run: dict[str, Any], overrides: dict[str, Any]) -> FoodConfig:

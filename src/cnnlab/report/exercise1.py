@@ -7,7 +7,8 @@ from typing import Any
 
 from cnnlab.report.curves import plot_curves
 from cnnlab.report.document import Document, Figure, Heading, Missing, Paragraph, Preformatted, Table
-from cnnlab.report.runs import Entry, group_by_entry, load_runs, mean_std, pct
+from cnnlab.experiments.common import fmt_pct as pct, mean_std
+from cnnlab.report.runs import Entry, group_by_entry, load_runs
 
 HOW = "Run `cnnlab cifar compare --config configs/cifar/table1-quick.yaml` (or `cnnlab lab`)."
 

@@ -54,16 +54,3 @@ def group_by_entry(runs: list[Run]) -> list[Entry]:
         key = SEED_SUFFIX.sub("", run.name)
         entries.setdefault(key, Entry(key)).runs.append(run)
     return list(entries.values())
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    n = len(values)
-    if n == 0:
-        return float("nan"), float("nan")
-    mean = sum(values) / n
-    return mean, (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0
-
-
-def pct(values: list[float]) -> str:
-    mean, std = mean_std([100 * v for v in values])
-    return f"{mean:.1f} ± {std:.1f}" if len(values) > 1 else f"{mean:.1f}"
