@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cnnlab.report import tables
+
 
 @dataclass
 class Heading:
@@ -72,11 +74,6 @@ def slug(text: str) -> str:
 # ---- Markdown ----------------------------------------------------------------------------------------
 
 
-def _md_cell(value: Any) -> str:
-    text = "-" if value is None else (f"{value:.4g}" if isinstance(value, float) else str(value))
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def to_markdown(doc: Document, out_dir: Path) -> str:
     """Markdown; figures are copied into ``out_dir/figures`` and linked relatively."""
     figures = out_dir / "figures"
@@ -90,10 +87,7 @@ def to_markdown(doc: Document, out_dir: Path) -> str:
             if block.caption:
                 lines += [f"*{block.caption}*", ""]
             if block.rows:
-                cols = list(block.rows[0])
-                lines.append("| " + " | ".join(cols) + " |")
-                lines.append("|" + "|".join("---" for _ in cols) + "|")
-                lines += ["| " + " | ".join(_md_cell(r.get(c)) for c in cols) + " |" for r in block.rows]
+                lines.append(tables.to_markdown(block.rows))
             lines.append("")
         elif isinstance(block, Figure):
             figures.mkdir(parents=True, exist_ok=True)
@@ -167,7 +161,7 @@ def to_html(doc: Document) -> str:
             if block.rows:
                 cols = list(block.rows[0])
                 head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-                rows = "".join("<tr>" + "".join(f"<td>{html.escape(_md_cell(r.get(c)).replace(chr(92) + '|', '|'))}</td>"
+                rows = "".join("<tr>" + "".join(f"<td>{html.escape(tables.cell_text(r.get(c)))}</td>"
                                                 for c in cols) + "</tr>" for r in block.rows)
                 body.append(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif isinstance(block, Figure):

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 
-def _cell(value: Any) -> str:
+def cell_text(value: Any) -> str:
+    """How a value reads in every format: None as '-', floats to 4 significant digits."""
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -21,7 +22,8 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
     columns = list(rows[0])
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     for row in rows:
-        lines.append("| " + " | ".join(_cell(row.get(c)).replace("|", "\\|") for c in columns) + " |")
+        cells = (cell_text(row.get(c)).replace("|", "\\|").replace("\n", " ") for c in columns)
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -40,7 +42,7 @@ def to_latex(rows: list[dict[str, Any]], caption: str = "") -> str:
     spec = "l" * len(columns)
     body = [" & ".join(_latex_escape(c) for c in columns) + r" \\ \hline"]
     for row in rows:
-        body.append(" & ".join(_latex_escape(_cell(row.get(c))) for c in columns) + r" \\")
+        body.append(" & ".join(_latex_escape(cell_text(row.get(c))) for c in columns) + r" \\")
     cap = f"\\caption{{{_latex_escape(caption)}}}\n" if caption else ""
     return ("\\begin{table}[ht]\n\\centering\n\\small\n" + f"\\begin{{tabular}}{{{spec}}}\n\\hline\n"
             + "\n".join(body) + "\n\\hline\n\\end{tabular}\n" + cap + "\\end{table}\n")
@@ -56,6 +58,6 @@ def write_table(rows: list[dict[str, Any]], path_stem: str | Path, caption: str 
         if rows:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
-            writer.writerows({k: _cell(v) if v is None else v for k, v in r.items()} for r in rows)
+            writer.writerows({k: cell_text(v) if v is None else v for k, v in r.items()} for r in rows)
     tex.write_text(to_latex(rows, caption))
     return [md, csv_path, tex]
