@@ -197,3 +197,39 @@ def test_tensor_loader_epochs_and_ranks():
     shards = [torch.cat([b for _, b in TensorLoader(x, y, 2, shuffle=True, seed=1, rank=r, world_size=2)])
               for r in range(2)]
     assert sorted(torch.cat(shards).tolist()) == list(range(10))
+
+
+def test_every_lightning_epoch_gets_a_new_order_and_augmentation_and_a_resume_replays_them():
+    # Lightning stops after len(loader) batches without exhausting the iterator, and calls
+    # loader.sampler.set_epoch(e) before each epoch: either way each epoch must differ.
+    import lightning.pytorch as pl
+
+    x = torch.arange(16, dtype=torch.float32).view(16, 1, 1, 1).expand(16, 1, 4, 4).contiguous()
+    y = torch.arange(16)
+    jitter = lambda b, g: b + torch.rand(len(b), 1, 1, 1, generator=g)  # noqa: E731  (a stand-in augmentation)
+    seen = []
+
+    class Recorder(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def training_step(self, batch, batch_idx):
+            seen.append((self.current_epoch, batch[0].clone(), batch[1].clone()))
+            return (self.w * batch[0].mean()).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    loader = TensorLoader(x, y, 4, shuffle=True, drop_last=True, seed=3, transform=jitter)
+    pl.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False).fit(Recorder(), loader)
+    orders = [torch.cat([b for e, _, b in seen if e == epoch]) for epoch in range(3)]
+    inputs = [torch.cat([a for e, a, _ in seen if e == epoch]) for epoch in range(3)]
+    assert all(sorted(o.tolist()) == list(range(16)) for o in orders)
+    assert not torch.equal(orders[0], orders[1]) and not torch.equal(orders[1], orders[2])
+    resumed = TensorLoader(x, y, 4, shuffle=True, drop_last=True, seed=3, transform=jitter)
+    resumed.set_epoch(2)
+    replay = list(resumed)
+    assert torch.equal(torch.cat([b for _, b in replay]), orders[2])
+    assert torch.equal(torch.cat([a for a, _ in replay]), inputs[2])  # same augmentation too

@@ -1,8 +1,11 @@
 """Batches straight from tensors in memory: no per-image Python, no worker processes.
 
-``TensorLoader`` shuffles indices once per epoch (seeded by seed + epoch, so a resumed run sees the
-same order), shards them by rank for DDP, and hands each batch to an optional whole-batch transform
-(augmentation, normalisation, layout) before yielding ``(x, y)``.
+``TensorLoader`` takes its index order from an ``EpochShuffle`` sampler: shuffled by seed and epoch,
+sharded by rank for DDP. Lightning calls ``sampler.set_epoch`` at the start of every epoch (as it does
+for a ``DistributedSampler``), so each epoch gets a new order and new augmentation, and a resumed run
+sees the same ones as an uninterrupted run. Without Lightning, each pass moves on to the next epoch by
+itself. Each batch goes through an optional whole-batch transform (augmentation, normalisation,
+layout) before ``(x, y)`` is yielded.
 """
 
 from __future__ import annotations
@@ -14,6 +17,28 @@ import torch
 BatchTransform = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 
 
+class EpochShuffle:
+    """This rank's share of ``range(n)`` for one epoch, shuffled by ``seed`` and the epoch number."""
+
+    def __init__(self, n: int, *, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1):
+        self.n, self.shuffle, self.seed = n, shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def indices(self, epoch: int) -> torch.Tensor:
+        if self.shuffle:
+            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+        else:
+            order = torch.arange(self.n)
+        return order[self.rank::self.world_size]
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.n, self.world_size))
+
+
 class TensorLoader:
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = False,
                  drop_last: bool = False, transform: BatchTransform | None = None, seed: int = 0,
@@ -21,30 +46,32 @@ class TensorLoader:
         if len(x) != len(y):
             raise ValueError(f"x has {len(x)} rows but y has {len(y)}")
         self.x, self.y = x, y
-        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
-        self.transform, self.seed = transform, seed
-        self.rank, self.world_size = rank, world_size
-        self.epoch = 0
+        self.batch_size, self.drop_last, self.transform, self.seed = batch_size, drop_last, transform, seed
+        self.sampler = EpochShuffle(len(x), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
+        self.batch_sampler = None  # Lightning inspects both, as on a torch DataLoader
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next pass will be."""
+        return self.sampler.epoch
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self.sampler.set_epoch(epoch)
 
-    def _indices(self) -> torch.Tensor:
-        n = len(self.x)
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = torch.randperm(n, generator=g)
-        else:
-            order = torch.arange(n)
-        return order[self.rank::self.world_size]
+    def shard(self, rank: int, world_size: int) -> None:
+        """Read only this rank's share of every epoch (DDP)."""
+        self.sampler.rank, self.sampler.world_size = rank, world_size
 
     def __len__(self) -> int:
-        n = len(range(self.rank, len(self.x), self.world_size))
+        n = len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self):
-        order = self._indices()
-        g = torch.Generator().manual_seed(self.seed * 7_919 + self.epoch * 31 + self.rank) if self.shuffle else None
+        epoch = self.sampler.epoch
+        self.sampler.set_epoch(epoch + 1)  # advance now: Lightning may stop after the last batch without exhausting us
+        order = self.sampler.indices(epoch)
+        g = (torch.Generator().manual_seed(self.seed * 7_919 + epoch * 31 + self.sampler.rank)
+             if self.sampler.shuffle else None)
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             if self.drop_last and len(idx) < self.batch_size:
@@ -53,7 +80,6 @@ class TensorLoader:
             if self.transform is not None:
                 x = self.transform(x, g)
             yield x, self.y[idx]
-        self.epoch += 1
 
 
 def class_balanced_indices(y: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:

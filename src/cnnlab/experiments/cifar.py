@@ -30,6 +30,7 @@ from cnnlab.experiments.common import (add_config_file_flag, command_group, fmt_
                                        read_compare_config, resolve_config, reuse_or_resume)
 from cnnlab.models import count_params, create_model, describe, list_models
 from cnnlab.models.inspect import draw_graph, summary_text
+from cnnlab.models.layers import init_from_data
 from cnnlab.paths import runs_root
 from cnnlab.report.tables import write_table
 from cnnlab.train.classifier import ClassifierModule, ClassifierTrainConfig, accuracy, predict_logits
@@ -115,6 +116,13 @@ def build_model(cfg: CifarConfig) -> torch.nn.Module:
     return create_model(cfg.arch, num_classes=len(cifar10.CLASSES), **cfg.model)
 
 
+def fit_to_data(model: torch.nn.Module, cfg: CifarConfig, splits: Splits, sample: int = 5000) -> None:
+    """Data-initialised layers (the whitening stem of ``residual_fast``) see a seeded sample of train."""
+    g = torch.Generator().manual_seed(cfg.seed)
+    idx = torch.randperm(len(splits.train_x), generator=g)[:sample]
+    init_from_data(model, eval_transform(cfg)(splits.train_x[idx]))
+
+
 def write_model_files(model: torch.nn.Module, run_dir: Path) -> Path:
     (run_dir / "model_summary.txt").write_text(summary_text(model, INPUT) + "\n")
     return draw_graph(model, INPUT, run_dir / "architecture.svg")
@@ -132,6 +140,7 @@ def train(cfg: CifarConfig) -> Path:
     pl.seed_everything(cfg.seed, verbose=False)
     splits = make_splits(cfg)
     model = build_model(cfg)
+    fit_to_data(model, cfg, splits)
     run_dir = open_run(EXERCISE, cfg)
     graph = write_model_files(model, run_dir)
     module = ClassifierModule(model, cfg, eval_split=splits.eval_split, hparams=cfgmod.to_dict(cfg))

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from cnnlab.config import field, from_dict
-from cnnlab.models.layers import ConvBNAct, FastStage, InceptionBlock, ResidualBlock
+from cnnlab.models.layers import ConvBNAct, FastStage, InceptionBlock, PatchWhitening, ResidualBlock, activation
 from cnnlab.models.registry import register_model
 
 
@@ -176,10 +176,12 @@ def residual(cfg: ResidualConfig, num_classes: int) -> Classifier:
 
 @dataclass
 class FastResidualConfig:
-    stem: int = field(24, "filters of the 2x2 stem conv")
     widths: list[int] = field([64, 256, 256], "filters of the three pooled stages (airbench94 width)")
-    depth: int = field(1, "3x3 convs in each stage's residual branch")
-    logit_scale: float = field(0.2, "multiplier on the logits, which keeps early training stable at high LR")
+    depth: int = field(1, "conv -> BN -> act layers in each stage's residual branch")
+    whiten: bool = field(True, "2x2 stem with frozen patch-whitening filters fitted to the training images (else a trained 2x2 conv)")
+    bn_momentum: float = field(0.4, "BatchNorm running-statistics momentum (PyTorch convention: weight of the new batch)")
+    bn_scale: bool = field(False, "train BatchNorm scales too (airbench keeps them at 1 and trains only the shifts)")
+    logit_scale: float = field(1 / 9, "multiplier on the logits, which keeps early training stable at high LR")
     activation: str = field("gelu", "relu, gelu or silu")
 
 
@@ -194,10 +196,14 @@ class ScaledLinear(nn.Linear):
 
 @register_model("residual_fast", FastResidualConfig)
 def residual_fast(cfg: FastResidualConfig, num_classes: int) -> Classifier:
-    layers: list[nn.Module] = [ConvBNAct(3, cfg.stem, 2, padding=0, act=cfg.activation)]  # 32 -> 31
-    cin = cfg.stem
+    """The time-to-accuracy net: airbench94's layout with an identity shortcut around each stage's
+    second conv. ``init_from_data`` fits the whitening stem; ``cifar train`` calls it."""
+    stem = PatchWhitening(3) if cfg.whiten else nn.Conv2d(3, 24, 2, padding=0)
+    layers: list[nn.Module] = [stem, activation(cfg.activation)]  # 32 -> 31
+    cin = stem.out_channels
     for width in cfg.widths:
-        layers.append(FastStage(cin, width, cfg.depth, act=cfg.activation))
+        layers.append(FastStage(cin, width, cfg.depth, act=cfg.activation, bn_momentum=cfg.bn_momentum,
+                                bn_scale=cfg.bn_scale))
         cin = width
     features = nn.Sequential(*layers, nn.AdaptiveMaxPool2d(1), nn.Flatten())  # (B, cin)
     return Classifier(features, ScaledLinear(cin, num_classes, cfg.logit_scale), cfg)

@@ -74,17 +74,61 @@ class ResidualBlock(nn.Module):
         return f"Residual[{describe_module(self.conv1)} -> {describe_module(self.conv2)}] + {kind}"
 
 
-class FastStage(nn.Module):
-    """ResNet-9 / airbench-style stage: conv -> 2x2 max-pool -> BN -> act, then ``depth`` 3x3 convs
-    added back through an identity shortcut. Pooling before BN halves the normalisation cost."""
+class PatchWhitening(nn.Conv2d):
+    """A 2x2 stem conv whose filters whiten image patches (airbench): ``fit(images)`` sets them to the
+    eigenvectors of the patch covariance scaled by 1/sqrt(eigenvalue), each also negated (so a following
+    GELU keeps both signs), and freezes them. Only the bias trains. Until ``fit`` it is a plain conv."""
 
-    def __init__(self, cin: int, cout: int, depth: int = 1, act: str = "gelu"):
+    def __init__(self, cin: int = 3, kernel: int = 2, eps: float = 5e-4):
+        super().__init__(cin, 2 * cin * kernel * kernel, kernel, padding=0, bias=True)
+        self.eps = eps
+
+    @torch.no_grad()
+    def fit(self, images: torch.Tensor) -> None:
+        """``images``: normalised (N, C, H, W) training images; a few thousand are plenty."""
+        c, k = self.in_channels, self.kernel_size[0]
+        patches = images.float().unfold(2, k, 1).unfold(3, k, 1)           # (N, C, H', W', k, k)
+        patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * k * k)  # one row per patch, conv order
+        covariance = patches.T.double() @ patches.double() / len(patches)
+        eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+        filters = (eigenvectors.T / torch.sqrt(eigenvalues[:, None] + self.eps)).float().view(-1, c, k, k)
+        self.weight.copy_(torch.cat([filters, -filters]))
+        self.weight.requires_grad_(False)
+
+
+def init_from_data(model: nn.Module, images: torch.Tensor) -> None:
+    """Let every data-initialised layer of ``model`` (e.g. ``PatchWhitening``) see the training images."""
+    for m in model.modules():
+        if isinstance(m, PatchWhitening):
+            m.fit(images)
+
+
+def frozen_scale_batch_norm(channels: int, momentum: float, train_scale: bool) -> nn.BatchNorm2d:
+    """BatchNorm whose scale may stay fixed at 1 (only the shift trains), as airbench does."""
+    norm = nn.BatchNorm2d(channels, momentum=momentum, eps=1e-12)
+    norm.weight.requires_grad_(train_scale)
+    return norm
+
+
+class FastStage(nn.Module):
+    """ResNet-9 / airbench-style stage: conv -> 2x2 max-pool -> BN -> act, then ``depth`` conv -> BN -> act
+    added back through an identity shortcut. Pooling before BN quarters the normalisation cost; the convs
+    start as identities on their first channels (Dirac init), so the untrained net passes images through."""
+
+    def __init__(self, cin: int, cout: int, depth: int = 1, act: str = "gelu", bn_momentum: float = 0.1,
+                 bn_scale: bool = True):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
         self.pool = nn.MaxPool2d(2)
-        self.norm = nn.BatchNorm2d(cout)
+        self.norm = frozen_scale_batch_norm(cout, bn_momentum, bn_scale)
         self.act = activation(act)
-        self.residual = nn.Sequential(*[ConvBNAct(cout, cout, 3, act=act) for _ in range(depth)])
+        self.residual = nn.Sequential(*[
+            nn.Sequential(nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+                          frozen_scale_batch_norm(cout, bn_momentum, bn_scale), activation(act))
+            for _ in range(depth)])
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.dirac_(m.weight[:m.in_channels])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.act(self.norm(self.pool(self.conv(x))))  # (B, cout, H/2, W/2)

@@ -18,6 +18,7 @@ from torch import nn
 
 from cnnlab.config import field
 from cnnlab.train.engine import EngineConfig
+from cnnlab.train.lookahead import Lookahead
 from cnnlab.train.sums import EpochSums
 
 
@@ -32,23 +33,27 @@ class ClassifierTrainConfig(EngineConfig):
     weight_decay: float = field(5e-4, "weight decay on conv/linear weights (not on biases or norms)")
     schedule: Literal["onecycle", "cosine", "constant"] = field("onecycle", "learning-rate schedule, stepped per batch")
     warmup: float = field(0.2, "fraction of steps spent warming up (onecycle)")
+    norm_lr_scale: float = field(1.0, "learning-rate multiplier for biases and norm parameters (airbench: 64)")
     label_smoothing: float = field(0.0, "label smoothing of the cross-entropy loss")
+    lookahead: bool = field(False, "lookahead weight averaging every 5 steps, strongest at the end (airbench)")
     flip_tta: bool = field(False, "evaluate on each image and its mirror image, averaging the logits")
     channels_last: bool = field(True, "NHWC memory layout (faster convolutions with oneDNN and cuDNN)")
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Decay matrices and kernels only: decaying BatchNorm scales and biases only hurts."""
+def parameter_groups(model: nn.Module, weight_decay: float, lr: float, norm_lr_scale: float = 1.0) -> list[dict[str, Any]]:
+    """Decay matrices and kernels only: decaying BatchNorm scales and biases only hurts. Those 1-D
+    parameters may take a larger learning rate: a shift moves a whole channel, and moves it slowly."""
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.ndim > 1 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [{"params": decay, "weight_decay": weight_decay, "lr": lr},
+            {"params": no_decay, "weight_decay": 0.0, "lr": lr * norm_lr_scale}]
 
 
 def make_optimizer(model: nn.Module, cfg: ClassifierTrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
-    groups = parameter_groups(model, cfg.weight_decay)
     lr = cfg.lr if lr is None else lr
+    groups = parameter_groups(model, cfg.weight_decay, lr, cfg.norm_lr_scale)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=lr)
     return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
@@ -80,6 +85,7 @@ class ClassifierModule(pl.LightningModule):
         self.eval_split = eval_split
         self.save_hyperparameters(hparams if hparams is not None else asdict(cfg))
         self.sums = EpochSums()
+        self.lookahead = Lookahead() if cfg.lookahead else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -105,6 +111,10 @@ class ClassifierModule(pl.LightningModule):
         loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
         self._accumulate("train", logits, y, loss)
         return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        if self.lookahead is not None:
+            self.lookahead.step(self.model, self.global_step, int(self.trainer.estimated_stepping_batches))
 
     def validation_step(self, batch, batch_idx):
         x, y = batch

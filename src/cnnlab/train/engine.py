@@ -112,6 +112,8 @@ class EpochMetricsCSV(pl.Callback):
         self.written_epoch = -1
         self.started = time.perf_counter()
         self.offset_s = 0.0  # training seconds before a resume, restored from the checkpoint
+        self.eval_s = 0.0    # of which spent evaluating (so time-to-accuracy can leave it out)
+        self._eval_started: float | None = None
 
     def elapsed(self) -> float:
         return self.offset_s + time.perf_counter() - self.started
@@ -125,6 +127,7 @@ class EpochMetricsCSV(pl.Callback):
         row = {"epoch": epoch + 1, **dict(sorted(metrics.items()))}
         row["lr"] = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
         row["elapsed_s"] = round(self.elapsed(), 3)
+        row["eval_s"] = round(self.eval_s, 3)
         new_file = not self.path.exists()
         fieldnames = list(row)
         if not new_file:
@@ -152,12 +155,21 @@ class EpochMetricsCSV(pl.Callback):
     def on_train_end(self, trainer, pl_module):
         self._write(trainer, trainer.current_epoch - 1)
 
+    def on_validation_epoch_start(self, trainer, pl_module):
+        self._eval_started = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        if self._eval_started is not None and not trainer.sanity_checking:
+            self.eval_s += time.perf_counter() - self._eval_started
+        self._eval_started = None
+
     def state_dict(self) -> dict[str, Any]:
-        return {"written_epoch": self.written_epoch, "elapsed_s": self.elapsed()}
+        return {"written_epoch": self.written_epoch, "elapsed_s": self.elapsed(), "eval_s": self.eval_s}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.written_epoch = int(state_dict.get("written_epoch", -1))
         self.offset_s = float(state_dict.get("elapsed_s", 0.0))
+        self.eval_s = float(state_dict.get("eval_s", 0.0))
         self.started = time.perf_counter()
 
 
@@ -225,8 +237,8 @@ def fit(module: pl.LightningModule, train_loader, eval_loader, run_dir: Path, co
     quiet_lightning()
     trainer, checkpoint = make_trainer(config, run_dir, monitor=monitor, mode=mode, has_eval=eval_loader is not None)
     for loader in (train_loader, eval_loader):
-        if hasattr(loader, "rank"):
-            loader.rank, loader.world_size = trainer.global_rank, trainer.world_size
+        if hasattr(loader, "shard"):
+            loader.shard(trainer.global_rank, trainer.world_size)
     last = run_dir / "checkpoints" / "last.ckpt"
     ckpt_path = None
     if config.resume and last.is_file():

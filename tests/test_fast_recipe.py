@@ -1,0 +1,97 @@
+"""The pieces of the time-to-accuracy recipe: patch whitening, the airbench-style stage, lookahead
+averaging and the separate learning rate of biases and norm parameters."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from cnnlab.experiments import cifar
+from cnnlab.experiments.cifar import CifarConfig
+from cnnlab.models import create_model
+from cnnlab.models.layers import FastStage, PatchWhitening, init_from_data
+from cnnlab.train.classifier import ClassifierTrainConfig, make_optimizer
+from cnnlab.train.engine import load_model_weights
+from cnnlab.train.lookahead import Lookahead
+
+
+def correlated_images(n=200, seed=0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    smooth = nn.functional.avg_pool2d(torch.randn(n, 1, 36, 36, generator=g), 5, stride=1)  # (n, 1, 32, 32)
+    noise = torch.randn(n, 3, 32, 32, generator=g) * 0.2
+    return torch.cat([smooth, 0.5 * smooth, -smooth], 1) + noise  # strongly correlated channels and pixels
+
+
+def test_patch_whitening_decorrelates_patches_and_freezes_its_filters():
+    images = correlated_images()
+    stem = PatchWhitening(3, eps=1e-9)  # (the default eps damps only near-zero-variance directions)
+    stem.fit(images)
+    assert stem.out_channels == 24 and not stem.weight.requires_grad and stem.bias.requires_grad
+    with torch.no_grad():
+        out = nn.functional.conv2d(images, stem.weight[:12])  # the 12 positive filters, no bias
+    flat = out.permute(0, 2, 3, 1).reshape(-1, 12).double()
+    covariance = flat.T @ flat / len(flat)
+    assert torch.allclose(torch.diagonal(covariance), torch.ones(12, dtype=torch.double), atol=0.02)
+    off = covariance - torch.diag(torch.diagonal(covariance))
+    assert off.abs().max() < 0.05
+    assert torch.equal(stem.weight[12:], -stem.weight[:12])
+
+
+def test_fast_stage_starts_as_identity_on_its_first_channels_and_keeps_bn_scales_fixed():
+    stage = FastStage(4, 8, bn_scale=False)
+    centre = stage.conv.weight[:4, :, 1, 1]
+    assert torch.equal(centre, torch.eye(4)) and stage.conv.weight[:4].abs().sum() == 4
+    norms = [m for m in stage.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms and all(not n.weight.requires_grad and n.bias.requires_grad for n in norms)
+    assert all(n.weight.requires_grad for n in FastStage(4, 8, bn_scale=True).modules() if isinstance(n, nn.BatchNorm2d))
+
+
+def test_init_from_data_fits_every_whitening_stem_and_only_those():
+    model = create_model("residual_fast", widths=[8, 16, 16])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    init_from_data(model, correlated_images(50))
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"features.0.weight"}
+    plain = create_model("residual_fast", widths=[8, 16, 16], whiten=False)
+    init_from_data(plain, correlated_images(50))
+    assert plain.features[0].weight.requires_grad
+
+
+def test_lookahead_pulls_every_k_steps_and_hands_over_the_slow_weights_at_the_end():
+    model = nn.Linear(1, 1, bias=False)
+    lookahead = Lookahead(every=2, base=0.5, power=0.0)  # constant decay 0.5
+    model.weight.data.fill_(0.0)
+    lookahead.step(model, 1, 4)           # first call records the slow copy (0); step 1 is not a pull
+    model.weight.data.fill_(2.0)
+    lookahead.step(model, 2, 4)           # pull: slow = 0.5 * 0 + 0.5 * 2 = 1, fast restarts from it
+    assert model.weight.item() == pytest.approx(1.0)
+    model.weight.data.fill_(3.0)
+    lookahead.step(model, 3, 4)           # not a pull
+    assert model.weight.item() == pytest.approx(3.0)
+    model.weight.data.fill_(5.0)
+    lookahead.step(model, 4, 4)           # last step: the fast weights take the slow copy unchanged
+    assert model.weight.item() == pytest.approx(1.0)
+    assert Lookahead().decay(0, 100) == 0.0 and Lookahead().decay(100, 100) == pytest.approx(0.95 ** 5)
+
+
+def test_norm_parameters_get_their_own_learning_rate_and_no_decay():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    optimizer = make_optimizer(model, ClassifierTrainConfig(lr=0.5, weight_decay=1e-3, norm_lr_scale=64))
+    kernels, norms = optimizer.param_groups
+    assert kernels["lr"] == 0.5 and kernels["weight_decay"] == 1e-3 and len(kernels["params"]) == 1
+    assert norms["lr"] == 32.0 and norms["weight_decay"] == 0.0 and len(norms["params"]) == 3
+
+
+def test_fast_recipe_trains_end_to_end_and_its_checkpoint_keeps_the_fitted_stem(cifar_tree):
+    cfg = CifarConfig(arch="residual_fast", model={"widths": [8, 16, 16]}, data_dir=str(cifar_tree), epochs=2,
+                      batch_size=16, lr=0.5, momentum=0.85, norm_lr_scale=16, lookahead=True, crop_padding=2,
+                      label_smoothing=0.2, flip_tta=True, progress=False, logger="none")
+    run_dir = cifar.train(cfg)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert 0 <= summary["test_acc"] <= 1 and summary["epochs"] == 2
+    model = load_model_weights(cifar.build_model(cfg), run_dir / "checkpoints" / "last.ckpt")
+    fitted = cifar.build_model(cfg)
+    cifar.fit_to_data(fitted, cfg, cifar.make_splits(cfg))
+    assert torch.allclose(model.features[0].weight, fitted.features[0].weight)  # frozen through training
