@@ -1,6 +1,6 @@
 """Time to accuracy of the fast residual network (airbench94 layout with skip connections) on real CIFAR-10.
 
-    python bench/cifar_time_to_acc.py [--epochs 12] [--widths 64,256,256] [--target 0.90]
+    python bench/cifar_time_to_acc.py [--epochs 18] [--widths 64,256,256] [--target 0.90]
     python bench/cifar_time_to_acc.py --epochs 10 --target 0.94      # on a GPU: time to 94%
 
 Trains with cnnlab's own ``train()`` on all 50,000 training images, evaluating the 10,000 test images
@@ -40,7 +40,7 @@ def recipe(args: argparse.Namespace, runs_dir: str) -> CifarConfig:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=18)
     p.add_argument("--widths", default="64,256,256")
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--lr", type=float, default=1.5)
