@@ -1,14 +1,15 @@
 """Time to accuracy of the fast residual network (airbench94 layout with skip connections) on real CIFAR-10.
 
-    python bench/cifar_time_to_acc.py [--epochs 18] [--widths 64,256,256] [--target 0.90]
+    python bench/cifar_time_to_acc.py [--epochs 18] [--target 0.90] [--set KEY=VALUE ...]
     python bench/cifar_time_to_acc.py --epochs 10 --target 0.94      # on a GPU: time to 94%
 
-Trains with cnnlab's own ``train()`` on all 50,000 training images, evaluating the 10,000 test images
-(with flip test-time augmentation) after every epoch, and prints test accuracy against wall time. Two
-clocks: ``wall s`` counts everything since training started, those evaluations included; ``train s``
-leaves the evaluations out. The target counts as met on the wall clock.
+The recipe is the ``residual_fast`` entry of ``configs/cifar/table1.yaml`` (one place for it), run
+with cnnlab's own ``train()`` on all 50,000 training images, evaluating the 10,000 test images (with
+flip test-time augmentation) after every epoch. It prints test accuracy against two clocks: ``wall s``
+counts everything since training started, those evaluations included; ``train s`` leaves them out.
+The target counts as met on the wall clock.
 
-The recipe is airbench94's (Keller Jordan, 2024) in cnnlab's terms: its learning rate 11.5 and
+That entry is airbench94's recipe (Keller Jordan, 2024) in cnnlab's terms: its learning rate 11.5 and
 weight decay 0.0153 per 1024 examples on a summed loss become lr 1.5 and weight decay 1.33e-3 on
 the mean loss at batch 1024 with momentum 0.85; biases and BatchNorm shifts take 64x the learning rate;
 BatchNorm scales stay at 1; a frozen patch-whitening stem; lookahead averaging; label smoothing 0.2;
@@ -21,44 +22,48 @@ import argparse
 import csv
 import json
 import tempfile
+from pathlib import Path
 
 import _common
 
 from cnnlab.experiments import cifar
 from cnnlab.experiments.cifar import CifarConfig
+from cnnlab.experiments.common import parse_key_values
+
+TABLE1 = Path(__file__).resolve().parents[1] / "configs" / "cifar" / "table1.yaml"
 
 
 def recipe(args: argparse.Namespace, runs_dir: str) -> CifarConfig:
-    return CifarConfig(
-        arch="residual_fast", model={"widths": [int(w) for w in args.widths.split(",")]},
-        data_dir=str(_common.shared_data("cifar10-jpg.tar.gz")), epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, momentum=0.85, weight_decay=args.weight_decay, norm_lr_scale=64, warmup=0.23,
-        label_smoothing=0.2, lookahead=True, crop_padding=2, flip=True, flip_tta=True, eval_batch_size=2000,
-        precision=args.precision, progress=args.progress, logger="none", runs_dir=runs_dir, name="time-to-acc",
-        seed=args.seed)
+    defaults, entries = cifar.compare_entries(TABLE1)
+    entry = next(e for e in entries if e.name == "residual_fast")
+    overrides = {"data_dir": str(_common.shared_data("cifar10-jpg.tar.gz")), "runs_dir": runs_dir,
+                 "progress": args.progress, "logger": "none", **parse_key_values(args.set, "--set")}
+    if args.epochs:
+        overrides["epochs"] = args.epochs
+    return cifar.entry_config(defaults, entry, args.seed, overrides)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, default=18)
-    p.add_argument("--widths", default="64,256,256")
-    p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--lr", type=float, default=1.5)
-    p.add_argument("--weight-decay", type=float, default=1.33e-3)
+    p.add_argument("--epochs", type=int, default=0, help="default: the entry's (18)")
     p.add_argument("--target", type=float, default=0.90)
-    p.add_argument("--precision", default="auto")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a key of the recipe, e.g. model={widths: [32, 128, 128]} or precision=32-true")
     p.add_argument("--progress", action="store_true")
     args = p.parse_args()
-    _common.header(f"cifar_time_to_acc: residual_fast widths={args.widths}, {args.epochs} epochs, target {args.target:.0%}")
     with tempfile.TemporaryDirectory() as runs:
-        run_dir = cifar.train(recipe(args, runs))
+        cfg = recipe(args, runs)
+        _common.header(f"cifar_time_to_acc: residual_fast {cfg.model or 'default widths'}, {cfg.epochs} epochs, "
+                       f"target {args.target:.0%}, recipe from {TABLE1.relative_to(TABLE1.parents[2])}")
+        run_dir = cifar.train(cfg)
         with (run_dir / "metrics.csv").open() as f:
             rows = list(csv.DictReader(f))
         summary = json.loads((run_dir / "summary.json").read_text())
     print(f"# device: {summary['device']} | precision: {summary['hyperparameters']['precision']} | "
-          f"params: {summary['params']:,} | batch {args.batch_size}, lr {args.lr}, wd {args.weight_decay}, "
-          f"SGD-Nesterov 0.85, one-cycle, lookahead, label smoothing 0.2, flip TTA, seed {args.seed}")
+          f"params: {summary['params']:,} | batch {cfg.batch_size}, lr {cfg.lr}, wd {cfg.weight_decay}, "
+          f"SGD momentum {cfg.momentum}, {cfg.schedule}, lookahead {cfg.lookahead}, "
+          f"label smoothing {cfg.label_smoothing}, flip TTA {cfg.flip_tta}, seed {cfg.seed}")
     print(f"{'epoch':>5} {'wall s':>8} {'train s':>8} {'test acc %':>10}")
     reached = None
     for r in rows:
@@ -72,7 +77,7 @@ def main() -> None:
         print(f"reached {args.target:.0%} test accuracy at epoch {reached[0]} after {reached[1]:.0f} s wall "
               f"({reached[1] / 60:.1f} min; {reached[2]:.0f} s without the evaluations); {final}")
     else:
-        print(f"did not reach {args.target:.0%} in {args.epochs} epochs; {final}")
+        print(f"did not reach {args.target:.0%} in {cfg.epochs} epochs; {final}")
 
 
 if __name__ == "__main__":

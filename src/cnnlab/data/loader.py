@@ -28,6 +28,12 @@ class EpochShuffle:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def augmentation_generator(self, epoch: int) -> torch.Generator | None:
+        """The random stream of this epoch's augmentation on this rank (None when not shuffling)."""
+        if not self.shuffle:
+            return None
+        return torch.Generator().manual_seed(self.seed * 7_919 + epoch * 31 + self.rank)
+
     def indices(self, epoch: int) -> torch.Tensor:
         if self.shuffle:
             order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
@@ -46,14 +52,9 @@ class TensorLoader:
         if len(x) != len(y):
             raise ValueError(f"x has {len(x)} rows but y has {len(y)}")
         self.x, self.y = x, y
-        self.batch_size, self.drop_last, self.transform, self.seed = batch_size, drop_last, transform, seed
+        self.batch_size, self.drop_last, self.transform = batch_size, drop_last, transform
         self.sampler = EpochShuffle(len(x), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
         self.batch_sampler = None  # Lightning inspects both, as on a torch DataLoader
-
-    @property
-    def epoch(self) -> int:
-        """The epoch the next pass will be."""
-        return self.sampler.epoch
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
@@ -69,9 +70,7 @@ class TensorLoader:
     def __iter__(self):
         epoch = self.sampler.epoch
         self.sampler.set_epoch(epoch + 1)  # advance now: Lightning may stop after the last batch without exhausting us
-        order = self.sampler.indices(epoch)
-        g = (torch.Generator().manual_seed(self.seed * 7_919 + epoch * 31 + self.sampler.rank)
-             if self.sampler.shuffle else None)
+        order, g = self.sampler.indices(epoch), self.sampler.augmentation_generator(epoch)
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             if self.drop_last and len(idx) < self.batch_size:

@@ -3,6 +3,9 @@ architecture column of Table 1 is generated from the built model (see ``describe
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -14,14 +17,16 @@ def activation(name: str) -> nn.Module:
 
 
 class ConvBNAct(nn.Sequential):
-    """Conv (no bias when followed by BN) -> BatchNorm -> activation. Padding defaults to 'same'."""
+    """Conv (no bias when followed by BN) -> BatchNorm -> activation. Padding defaults to 'same';
+    ``norm`` builds the BatchNorm from the channel count (e.g. ``partial(batch_norm, momentum=0.4)``)."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, padding: int | None = None,
-                 act: str | None = "relu", batch_norm: bool = True):
+                 act: str | None = "relu", batch_norm: bool = True,
+                 norm: Callable[[int], nn.Module] = nn.BatchNorm2d):
         padding = kernel // 2 if padding is None else padding
         layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, stride, padding, bias=not batch_norm)]
         if batch_norm:
-            layers.append(nn.BatchNorm2d(cout))
+            layers.append(norm(cout))
         if act:
             layers.append(activation(act))
         super().__init__(*layers)
@@ -103,9 +108,9 @@ def init_from_data(model: nn.Module, images: torch.Tensor) -> None:
             m.fit(images)
 
 
-def frozen_scale_batch_norm(channels: int, momentum: float, train_scale: bool) -> nn.BatchNorm2d:
-    """BatchNorm whose scale may stay fixed at 1 (only the shift trains), as airbench does."""
-    norm = nn.BatchNorm2d(channels, momentum=momentum, eps=1e-12)
+def batch_norm(channels: int, momentum: float = 0.1, train_scale: bool = True, eps: float = 1e-5) -> nn.BatchNorm2d:
+    """BatchNorm whose scale may stay fixed at 1, so that only the shift trains (as airbench does)."""
+    norm = nn.BatchNorm2d(channels, momentum=momentum, eps=eps)
     norm.weight.requires_grad_(train_scale)
     return norm
 
@@ -118,14 +123,12 @@ class FastStage(nn.Module):
     def __init__(self, cin: int, cout: int, depth: int = 1, act: str = "gelu", bn_momentum: float = 0.1,
                  bn_scale: bool = True):
         super().__init__()
+        norm = partial(batch_norm, momentum=bn_momentum, train_scale=bn_scale, eps=1e-12)
         self.conv = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
         self.pool = nn.MaxPool2d(2)
-        self.norm = frozen_scale_batch_norm(cout, bn_momentum, bn_scale)
+        self.norm = norm(cout)
         self.act = activation(act)
-        self.residual = nn.Sequential(*[
-            nn.Sequential(nn.Conv2d(cout, cout, 3, padding=1, bias=False),
-                          frozen_scale_batch_norm(cout, bn_momentum, bn_scale), activation(act))
-            for _ in range(depth)])
+        self.residual = nn.Sequential(*[ConvBNAct(cout, cout, 3, act=act, norm=norm) for _ in range(depth)])
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.dirac_(m.weight[:m.in_channels])

@@ -17,6 +17,7 @@ from torch import nn
 class Lookahead:
     def __init__(self, every: int = 5, base: float = 0.95 ** 5, power: float = 3.0):
         self.every, self.base, self.power = every, base, power
+        self.fast: list[torch.Tensor] | None = None  # the model's own float tensors, updated in place
         self.slow: list[torch.Tensor] | None = None
 
     def decay(self, step: int, total_steps: int) -> float:
@@ -25,13 +26,12 @@ class Lookahead:
     @torch.no_grad()
     def step(self, model: nn.Module, step: int, total_steps: int) -> None:
         """Call after optimiser step number ``step`` (1-based) of ``total_steps``."""
-        fast = [t for t in model.state_dict().values() if t.is_floating_point()]
-        if self.slow is None:
-            self.slow = [t.detach().clone() for t in fast]
+        if self.fast is None:
+            self.fast = [t for t in model.state_dict().values() if t.is_floating_point()]
+            self.slow = [t.detach().clone() for t in self.fast]
         last = step >= total_steps
         if step % self.every and not last:
             return
         decay = 1.0 if last else self.decay(step, total_steps)
-        for s, f in zip(self.slow, fast):
-            s.lerp_(f, 1.0 - decay)
-            f.copy_(s)
+        torch._foreach_lerp_(self.slow, self.fast, 1.0 - decay)
+        torch._foreach_copy_(self.fast, self.slow)
