@@ -13,7 +13,7 @@ from cnnlab.data.archive import safe_extract
 from cnnlab.data.augment import random_crop, random_flip
 from cnnlab.data.loader import TensorLoader, class_balanced_indices, split_balanced
 from cnnlab.errors import DataError
-from cnnlab.train.engine import check_checkpoint_is_safe
+from cnnlab.train.checkpoint import read_checkpoint
 
 from conftest import tiny_cifar_arrays, write_cifar_batches, write_cifar_tree
 
@@ -161,7 +161,7 @@ def test_a_checkpoint_that_runs_code_is_refused(tmp_path):
     path = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {}, "payload": Exploit()}, path)
     with pytest.raises(Exception, match="refusing to load"):
-        check_checkpoint_is_safe(path)
+        read_checkpoint(path)
     assert not (tmp_path / "pwned").exists()
 
 

@@ -1,8 +1,9 @@
 """The ``cnnlab`` command: one sub-command group per exercise, plus ``lab`` and ``report``.
 
 Each group lives in its experiment module, which exposes ``add_commands(subparsers)``; every leaf
-command sets ``func(args) -> int``. A ``CnnlabError`` becomes one ``cnnlab: error: ...`` line and
-exit code 2; other exceptions are bugs and keep their traceback.
+command sets ``func(args) -> int``. A ``CnnlabError`` becomes one ``cnnlab: error: ...`` line and its
+exit code (2 for bad input or an unwritable disk, 3 for a diverged run, 130 for Ctrl-C); other
+exceptions are bugs and keep their traceback.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import importlib
 import sys
 
 from cnnlab import __version__
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, DiskError
+from cnnlab.files import disk_error, is_disk_error
 
 # Sub-command group -> module that defines it. Imported lazily so `cnnlab --help` stays fast.
 GROUPS = {
@@ -61,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     except CnnlabError as e:
         print(f"cnnlab: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # a write that no layer translated: still one line when the user can fix it
+        if not is_disk_error(e):
+            raise
+        print(f"cnnlab: error: {disk_error(e, e.filename or '?')}", file=sys.stderr)
+        return DiskError.exit_code
     except KeyboardInterrupt:
         print("cnnlab: interrupted; finished runs and last.ckpt files are kept (re-run with --resume)",
               file=sys.stderr)

@@ -154,7 +154,10 @@ def load(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any]
 
 
 def save(config: Any, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    """Write ``config`` as YAML, atomically (a reader never sees half a file)."""
+    from cnnlab import files
+
+    files.write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
 # ---- command-line flags generated from a config class --------------------------------------------

@@ -22,9 +22,10 @@ def data_root(explicit: str | Path | None = None) -> Path:
 
 
 def cache_root() -> Path:
+    from cnnlab.files import make_dirs
+
     root = Path(os.environ.get("CNNLAB_CACHE") or DEFAULT_HOME.expanduser() / "prepared").expanduser()
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+    return make_dirs(root)
 
 
 def runs_root(explicit: str | Path | None = None) -> Path:

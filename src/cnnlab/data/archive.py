@@ -13,6 +13,8 @@ import shutil
 import tarfile
 from pathlib import Path, PurePosixPath
 
+from cnnlab import files
+from cnnlab.data.images import is_junk
 from cnnlab.errors import DataError
 
 
@@ -55,7 +57,7 @@ def safe_extract(archive: Path, dest: Path) -> Path:
         raise DataError(f"{archive}: archive not found")
     tmp = dest.with_name(dest.name + f".partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    files.make_dirs(tmp)
     try:
         with tarfile.open(archive) as tar:
             members = tar.getmembers()
@@ -63,6 +65,8 @@ def safe_extract(archive: Path, dest: Path) -> Path:
             tar.extractall(tmp, members=members, filter="data")
     except (tarfile.TarError, EOFError, OSError, zlib_error()) as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if files.is_disk_error(e):
+            raise files.disk_error(e, dest, "extract into") from None
         raise DataError(f"{archive}: cannot read archive, it may be truncated or corrupt ({e})") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -81,8 +85,9 @@ def zlib_error() -> type[BaseException]:
 
 
 def single_top_folder(root: Path) -> Path:
-    """The folder itself, or its only child folder when an archive wrapped everything in one."""
-    entries = [p for p in root.iterdir() if not p.name.startswith(".")]
+    """The folder itself, or its only child folder when an archive wrapped everything in one (junk
+    such as ``__MACOSX/`` beside it does not count)."""
+    entries = [p for p in root.iterdir() if not is_junk(p.name)]
     if len(entries) == 1 and entries[0].is_dir():
         return entries[0]
     return root

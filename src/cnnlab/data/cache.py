@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import torch
 
+from cnnlab import files
 from cnnlab.data.archive import is_archive, safe_extract
 from cnnlab.paths import cache_root
 
@@ -47,9 +48,8 @@ def cached_tensors(kind: str, source: Path, build: Callable[[], dict[str, Any]],
         except Exception:
             path.unlink(missing_ok=True)  # a cache file that cannot be read is rebuilt, not trusted
     data = build()
-    tmp = path.with_suffix(f".tmp-{os.getpid()}")
-    torch.save(data, tmp)
-    tmp.replace(path)
+    with files.atomic_path(path) as tmp:
+        torch.save(data, tmp)
     return data
 
 

@@ -17,6 +17,7 @@ import torch
 
 from cnnlab.data.archive import is_archive, single_top_folder
 from cnnlab.data.cache import cached_tensors, materialise
+from cnnlab.data.images import is_junk, note_junk, read_rgb
 from cnnlab.errors import DataError
 from cnnlab.paths import data_root
 
@@ -96,7 +97,7 @@ def _find_tree(folder: Path) -> Path | None:
 
 
 def _class_folders(split_dir: Path) -> dict[str, Path]:
-    found = {p.name: p for p in split_dir.iterdir() if p.is_dir()}
+    found = {p.name: p for p in split_dir.iterdir() if p.is_dir() and not is_junk(p.name)}
     unknown = sorted(set(found) - set(CLASSES))
     missing = [c for c in CLASSES if c not in found]
     if unknown:
@@ -107,13 +108,7 @@ def _class_folders(split_dir: Path) -> dict[str, Path]:
 
 
 def _decode_image(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            array = np.asarray(img.convert("RGB"), dtype=np.uint8)  # (H, W, 3)
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise DataError(f"{path}: unreadable image ({e})") from None
+    array = np.asarray(read_rgb(path), dtype=np.uint8)  # (H, W, 3)
     if array.shape != (32, 32, 3):
         raise DataError(f"{path}: expected a 32x32 image, got {array.shape[1]}x{array.shape[0]}")
     return array
@@ -123,7 +118,7 @@ def read_tree_split(split_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
     folders = _class_folders(split_dir)
     images, labels = [], []
     for label, name in enumerate(CLASSES):
-        files = sorted(p for p in folders[name].iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(p for p in folders[name].iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not is_junk(p.name))
         if not files:
             raise DataError(f"{folders[name]}: no images (.png or .jpg) in class folder")
         images += [_decode_image(p) for p in files]
@@ -133,6 +128,7 @@ def read_tree_split(split_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def read_tree(folder: Path) -> dict[str, torch.Tensor]:
+    note_junk(folder)
     train_x, train_y = read_tree_split(folder / "train")
     test_x, test_y = read_tree_split(folder / "test")
     return {"train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y}

@@ -31,6 +31,7 @@ import torch
 
 from cnnlab.data.archive import is_archive, single_top_folder
 from cnnlab.data.cache import cached_tensors, materialise
+from cnnlab.data.images import note_junk, read_rgb
 from cnnlab.data.loader import split_balanced
 from cnnlab.errors import DataError
 from cnnlab.paths import data_root
@@ -176,17 +177,12 @@ def decode_image(path: Path, size: int, interpolation: str = "bicubic") -> torch
     Uses torchvision's resize/center_crop on PIL images, the same calls timm's eval transform makes,
     so cached images match timm's preprocessing.
     """
-    from PIL import Image, UnidentifiedImageError
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as TF
 
-    try:
-        with Image.open(path) as image:
-            rgb = image.convert("RGB")
-    except FileNotFoundError:
-        raise DataError(f"{path}: listed in the split file but missing") from None
-    except (OSError, UnidentifiedImageError, SyntaxError) as e:
-        raise DataError(f"{path}: unreadable image ({type(e).__name__}: {e})") from None
+    if not Path(path).is_file():
+        raise DataError(f"{path}: listed in the split file but missing")
+    rgb = read_rgb(path)  # upright (EXIF), 8-bit RGB
     resized = TF.resize(rgb, size, interpolation=InterpolationMode(interpolation))
     return TF.pil_to_tensor(TF.center_crop(resized, size))  # (3, size, size) uint8
 
@@ -204,6 +200,8 @@ def _decoded_split(root: Path, split: str, classes: list[str], per_class_limit: 
     paths, labels = split_files(root, split, classes, per_class_limit)
 
     def build() -> dict[str, torch.Tensor]:
+        if split == "train":
+            note_junk(root)
         print(f"cnnlab: decoding {len(paths)} Food-101 {split} images at {size} px (once; cached)", file=sys.stderr)
         return {"x": decode_images(paths, size, interpolation), "y": torch.tensor(labels, dtype=torch.int64)}
 

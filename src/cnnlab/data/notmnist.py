@@ -112,7 +112,7 @@ def _check_split(images: torch.Tensor, labels: torch.Tensor, image_file: Path, l
 
 def read_folder(folder: Path) -> dict[str, torch.Tensor]:
     """The four files of ``folder`` decoded and cross-checked, as a dict of tensors."""
-    paths = {key: folder / name for key, name in FILES.items()}
+    paths = {key: file_in(folder, key) or folder / name for key, name in FILES.items()}
     out: dict[str, torch.Tensor] = {}
     for split in ("train", "test"):
         image_file, label_file = paths[f"{split}_images"], paths[f"{split}_labels"]
@@ -126,8 +126,16 @@ def read_folder(folder: Path) -> dict[str, torch.Tensor]:
 # ---- finding (or downloading) the files ------------------------------------------------------------
 
 
+def file_in(folder: Path, key: str) -> Path | None:
+    """The file ``FILES[key]`` in ``folder``, gzipped or unzipped by hand (name without ``.gz``)."""
+    for name in (FILES[key], FILES[key].removesuffix(".gz")):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
 def _missing(folder: Path) -> list[str]:
-    return [name for name in FILES.values() if not (folder / name).is_file()]
+    return [name for key, name in FILES.items() if file_in(folder, key) is None]
 
 
 def candidate_folders(root: str | Path | None = None) -> list[Path]:
@@ -162,7 +170,7 @@ def find_folder(data_dir: str | Path | None = None, data_root_dir: str | Path | 
             raise DataError(f"--data-dir {folder}: no such folder")
         missing = _missing(folder)
         if missing:
-            raise DataError(f"--data-dir {folder}: missing {', '.join(missing)}")
+            raise DataError(f"--data-dir {folder}: missing {', '.join(missing)} (gzipped or not)")
         return folder
     candidates = candidate_folders(data_root_dir)
     for folder in candidates:
@@ -181,10 +189,11 @@ def load_notmnist(data_dir: str | Path | None = None, data_root_dir: str | Path 
     """Decode (once per source version) and return notMNIST as uint8 tensors in memory."""
     folder = find_folder(data_dir, data_root_dir, allow_download=allow_download).resolve()
     # Fingerprint the four files only: the folder may be the whole data root, holding gigabytes.
-    versions = tuple(fingerprint(folder / name) for name in FILES.values())
+    paths = [file_in(folder, key) for key in FILES]
+    versions = tuple(fingerprint(p) for p in paths)
     key = f"{folder}|{versions}"
     if key not in _MEMORY:
-        tensors = cached_tensors("notmnist", folder / FILES["train_images"], lambda: read_folder(folder), versions)
+        tensors = cached_tensors("notmnist", paths[0], lambda: read_folder(folder), versions)
         _MEMORY[key] = NotMnist(source=folder, **tensors)
     return _MEMORY[key]
 

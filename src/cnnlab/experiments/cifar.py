@@ -12,6 +12,7 @@ From Python: ``train(CifarConfig(arch="multipath", epochs=2))`` returns the run 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,22 +21,24 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 import torch
 
+from cnnlab import files
 from cnnlab import config as cfgmod
 from cnnlab.config import field
 from cnnlab.data import cifar10
 from cnnlab.data.augment import Normalize
 from cnnlab.data.loader import TensorLoader, class_balanced_indices, split_balanced
-from cnnlab.errors import ConfigError
-from cnnlab.experiments.common import (add_config_file_flag, command_group, fmt_pct, open_run, parse_key_values,
-                                       read_compare_config, resolve_config, reuse_or_resume)
+from cnnlab.errors import ConfigError, TrainingDiverged
+from cnnlab.experiments.common import (add_config_file_flag, command_group, diverged_runs_recorded, fmt_pct,
+                                       open_run, parse_key_values, read_compare_config, resolve_config,
+                                       reuse_or_resume)
 from cnnlab.models import count_params, create_model, describe, list_models
 from cnnlab.models.inspect import draw_graph, summary_text
 from cnnlab.models.layers import init_from_data
 from cnnlab.paths import runs_root
 from cnnlab.report.tables import write_table
 from cnnlab.train.classifier import ClassifierModule, ClassifierTrainConfig, accuracy, predict_logits
-from cnnlab.train.engine import fit, load_model_weights, resolve_precision
-from cnnlab.train.runs import environment, read_summary, write_summary
+from cnnlab.train.engine import fit, load_model_weights
+from cnnlab.train.runs import environment, is_diverged, read_summary, write_summary
 
 EXERCISE = "cifar"
 INPUT = (3, 32, 32)
@@ -51,7 +54,9 @@ class CifarConfig(ClassifierTrainConfig):
     limit_test: int = field(0, "class-balanced subset of the test images (0: all)")
     monitor: Literal["test", "val"] = field("test", "split whose accuracy picks best.ckpt: test (as the lab asks) or val (10% of train held out)")
     val_fraction: float = field(0.1, "fraction of train held out when monitoring val")
-    crop_padding: int = field(4, "random-crop augmentation padding in pixels (0: off)")
+    # Off by default: on runs of a few epochs, crops cost more than they regularise; recipes for longer
+    # runs set it (Table 1 and the fast recipe do).
+    crop_padding: int = field(0, "random-crop augmentation padding in pixels (0: off; 2-4 pays on long runs)")
     flip: bool = field(True, "random horizontal flips")
     eval_batch_size: int = field(1000, "images per batch when evaluating")
 
@@ -124,7 +129,7 @@ def fit_to_data(model: torch.nn.Module, cfg: CifarConfig, splits: Splits, sample
 
 
 def write_model_files(model: torch.nn.Module, run_dir: Path) -> Path:
-    (run_dir / "model_summary.txt").write_text(summary_text(model, INPUT) + "\n")
+    files.write_text(run_dir / "model_summary.txt", summary_text(model, INPUT) + "\n")
     return draw_graph(model, INPUT, run_dir / "architecture.svg")
 
 
@@ -146,14 +151,15 @@ def train(cfg: CifarConfig) -> Path:
     module = ClassifierModule(model, cfg, eval_split=splits.eval_split, hparams=cfgmod.to_dict(cfg))
     train_loader, eval_loader = loaders(cfg, splits)
     started = time.perf_counter()
-    result = fit(module, train_loader, eval_loader, run_dir, cfg, monitor=f"{splits.eval_split}_acc", mode="max")
+    with diverged_runs_recorded(run_dir, EXERCISE, count_params(model)):
+        result = fit(module, train_loader, eval_loader, run_dir, cfg, monitor=f"{splits.eval_split}_acc", mode="max")
     if not result.is_global_zero:
         return run_dir
 
     best = load_model_weights(build_model(cfg), result.best_ckpt)
     if cfg.channels_last:
         best = best.to(memory_format=torch.channels_last)
-    precision = resolve_precision(cfg.precision, "cpu")  # re-evaluation runs here, in the training precision
+    precision = result.precision  # re-evaluated in the precision the Trainer used
     scores = {}
     for split, x, y in (("train", splits.train_x, splits.train_y), ("test", splits.test_x, splits.test_y)):
         logits, targets = predict_logits(best, TensorLoader(x, y, cfg.eval_batch_size, transform=eval_transform(cfg)),
@@ -199,6 +205,13 @@ def entry_config(defaults: dict[str, Any], entry: CompareEntry, seed: int, overr
 
 
 def table_row(entry: CompareEntry, summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    diverged = [s for s in summaries if is_diverged(s)]
+    if diverged:  # a diverged seed has no result: the entry shows that, never a number
+        first = diverged[0]
+        return {"Model": entry.name, "Architecture": first.get("architecture", entry.name), "Callback": "",
+                "Acc. train %": "diverged", "Acc. test %": "diverged", "Params": f"{first['params']:,}",
+                "Epochs": f"diverged in epoch {first.get('diverged_epoch', '?')}",
+                "Optimizer, LR, batch": "", "Time": f"{first['wall_time_s']:.0f} s"}
     first = summaries[0]
     hp = first["hyperparameters"]
     return {
@@ -220,20 +233,27 @@ def compare(config_path: str | Path, seeds: int = 1, overrides: dict[str, Any] |
     defaults, entries = compare_entries(config_path)
     if runs_dir:
         defaults["runs_dir"] = runs_dir
-    rows, outputs = [], []
+    rows, outputs, diverged = [], [], 0
     for entry in entries:
         summaries = []
         for seed in range(int(defaults.get("seed", 0)), int(defaults.get("seed", 0)) + seeds):
             cfg, finished = reuse_or_resume(EXERCISE, entry_config(defaults, entry, seed, overrides or {}))
             if finished is not None:
                 print(f"cnnlab: reusing finished run {finished}")
-            run_dir = finished or train(cfg)
+            try:
+                run_dir = finished or train(cfg)
+            except TrainingDiverged as e:
+                print(f"cnnlab: {cfg.name}: {e}", file=sys.stderr)
+                run_dir = e.run_dir
             summaries.append(read_summary(run_dir))
+            diverged += is_diverged(summaries[-1])
         rows.append(table_row(entry, summaries))
     stem = runs_root(defaults.get("runs_dir") or None) / EXERCISE / "table1"
     caption = "Table 1: CIFAR-10 architectures" + (f" (mean ± std over {seeds} seeds)" if seeds > 1 else "")
     outputs = write_table(rows, stem, caption=caption)
     print(outputs[0].read_text())
+    if diverged:
+        raise TrainingDiverged(f"{diverged} run(s) diverged; Table 1 shows them as diverged ({outputs[0]})")
     return outputs
 
 

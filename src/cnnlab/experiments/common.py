@@ -4,16 +4,19 @@ runs of the same config, and building a command's flags from its config class.""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
 from cnnlab import config as cfgmod
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, TrainingDiverged
+from cnnlab.train.checkpoint import read_checkpoint
 from cnnlab.train.engine import child_of_launcher
-from cnnlab.train.runs import is_finished, new_run_dir
+from cnnlab.train.runs import environment, is_finished, new_run_dir, write_summary
 from cnnlab.paths import runs_root
 
 T = TypeVar("T")
@@ -22,16 +25,64 @@ T = TypeVar("T")
 HOW_NOT_WHAT = ("name", "runs_dir", "progress", "resume", "force", "data_dir", "data_root", "logger")
 
 
+# Settings that a resume may change (training longer, or stopping earlier); config.yaml records them.
+RESUME_MAY_CHANGE = ("epochs", "early_stopping_patience")
+
+
 def open_run(exercise: str, cfg: Any) -> Path:
-    """The run folder for ``cfg``. A DDP worker started by Lightning's launcher re-runs our command,
-    so it must reuse the folder its parent chose (passed down in ``CNNLAB_RUN_DIR``)."""
+    """The run folder for ``cfg``, with ``config.yaml`` written. A DDP worker started by Lightning's
+    launcher re-runs our command, so it must reuse the folder its parent chose (``CNNLAB_RUN_DIR``).
+
+    A resume is checked before anything is written (see ``check_resume``), so a refused resume
+    changes nothing in the run folder.
+    """
     inherited = os.environ.get("CNNLAB_RUN_DIR")
     if inherited and child_of_launcher():
         return Path(inherited)
     run_dir = new_run_dir(exercise, cfg.name, runs_dir=cfg.runs_dir or None, force=cfg.force, resume=cfg.resume)
+    if cfg.resume:
+        check_resume(cfg, run_dir)
     os.environ["CNNLAB_RUN_DIR"] = str(run_dir)
     cfgmod.save(cfg, run_dir / "config.yaml")
     return run_dir
+
+
+def check_resume(cfg: Any, run_dir: Path) -> None:
+    """Refuse a resume that could not continue ``run_dir`` truthfully.
+
+    Raises:
+        CheckpointError: ``last.ckpt`` is truncated, corrupt or unsafe.
+        ConfigError: the command changes a setting other than ``RESUME_MAY_CHANGE`` (the run would
+            no longer be what its config.yaml says).
+    """
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        read_checkpoint(last, mmap=True)
+    try:
+        recorded = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        recorded = {}
+    wanted = cfgmod.to_dict(cfg)
+    changed = [f"{k} {recorded[k]!r} -> {v!r}" for k, v in wanted.items()
+               if k in recorded and recorded[k] != v and k not in HOW_NOT_WHAT + RESUME_MAY_CHANGE]
+    if changed:
+        raise ConfigError(f"--resume: {run_dir} was trained with other settings ({'; '.join(changed)}); only "
+                          f"{', '.join(RESUME_MAY_CHANGE)} may change on a resume: drop the other flags, or "
+                          f"start a new run without --resume")
+
+
+@contextlib.contextmanager
+def diverged_runs_recorded(run_dir: Path, exercise: str, params: int) -> Iterator[None]:
+    """Write ``summary.json`` with ``status: diverged`` when training inside the block diverges, so
+    that ``compare``, ``lab`` and the report show the run as diverged; the error is re-raised."""
+    try:
+        yield
+    except TrainingDiverged as e:
+        info = {"epochs": 0, "best_epoch": 0, "wall_time_s": 0.0, **e.info}
+        write_summary(run_dir, {"name": run_dir.name, "exercise": exercise, "status": "diverged",
+                                "params": params, **info, "error": str(e), **environment()})
+        e.run_dir = run_dir
+        raise
 
 
 def same_run(cfg: Any, run_dir: Path) -> bool:

@@ -29,7 +29,8 @@ from cnnlab.config import field
 from cnnlab.data.food101 import DEFAULT_NUM_CLASSES, FoodData, load_food101
 from cnnlab.data.preprocess import Preprocess
 from cnnlab.errors import ConfigError
-from cnnlab.experiments.common import (add_config_file_flag, command_group, open_run, parse_key_values,
+from cnnlab.experiments.common import (add_config_file_flag, command_group, diverged_runs_recorded, open_run,
+                                       parse_key_values,
                                        read_compare_config, resolve_config, reuse_or_resume)
 from cnnlab.models.backbones import BACKBONES, DEFAULT_BACKBONE, describe_backbone, preprocess_for, resolve_backbone
 from cnnlab.models.heads import parse_head
@@ -135,7 +136,8 @@ def train(cfg: FoodConfig) -> Path:
     pre = preprocess_for(net.backbone, cfg.input_size)
     data = load_data(cfg, pre)
     run_dir = open_run(EXERCISE, cfg)
-    outcome: Outcome = STRATEGIES.create(cfg.strategy, net, data, pre, cfg, run_dir)
+    with diverged_runs_recorded(run_dir, EXERCISE, sum(p.numel() for p in net.parameters())):
+        outcome: Outcome = STRATEGIES.create(cfg.strategy, net, data, pre, cfg, run_dir)
     if not outcome.is_global_zero:
         return run_dir
 

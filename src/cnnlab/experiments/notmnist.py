@@ -25,13 +25,15 @@ from typing import Literal
 import lightning.pytorch as pl
 import torch
 
+from cnnlab import files
 from cnnlab import config as cfgmod
 from cnnlab.config import field
 from cnnlab.data.loader import TensorLoader, class_balanced_indices
 from cnnlab.data.noise import NoiseTransform, noisy_copy, parse_noise
 from cnnlab.data.notmnist import as_float, load_notmnist
 from cnnlab.errors import ConfigError
-from cnnlab.experiments.common import (add_config_file_flag, command_group, open_run, parse_key_values,
+from cnnlab.experiments.common import (add_config_file_flag, command_group, diverged_runs_recorded, open_run,
+                                       parse_key_values,
                                        resolve_config, reuse_or_resume)
 from cnnlab.experiments.notmnist_svm import FEATURES, FeatureInputs, SvmGrid, svm_table
 from cnnlab.metrics import compression_table, quality
@@ -161,9 +163,10 @@ def load_images(cfg: NotMnistData, seed: int = 0) -> Images:
 
 def _fit_autoencoder(model, cfg, run_dir: Path, train_loader, eval_loader):
     """Train with the engine; returns (FitResult, the model with the best checkpoint's weights)."""
-    (run_dir / "model_summary.txt").write_text(describe_autoencoder(model) + "\n")
+    files.write_text(run_dir / "model_summary.txt", describe_autoencoder(model) + "\n")
     module = AutoencoderModule(model, cfg, hparams=cfgmod.to_dict(cfg))
-    result = fit(module, train_loader, eval_loader, run_dir, cfg, monitor="test_loss", mode="min")
+    with diverged_runs_recorded(run_dir, EXERCISE, count_params(model)):
+        result = fit(module, train_loader, eval_loader, run_dir, cfg, monitor="test_loss", mode="min")
     best = load_model_weights(module.model, result.best_ckpt) if result.best_ckpt.is_file() else module.model
     return result, best.cpu().eval()  # evaluation, figures and tables run on the CPU tensors
 
@@ -175,7 +178,7 @@ def _run_summary(run_dir: Path, cfg, model, result, scores: dict, **extra) -> di
             "best_monitored": result.best_score, **scores, "wall_time_s": result.wall_time_s,
             "seconds_per_epoch": result.wall_time_s / max(result.epochs, 1),
             "hyperparameters": {"loss": cfg.loss, "optimizer": "adam", "lr": cfg.lr, "batch_size": cfg.batch_size,
-                                "precision": resolve_precision(cfg.precision, cfg.accelerator)},
+                                "precision": result.precision},
             **extra, "seed": cfg.seed, **environment()}
 
 
@@ -280,7 +283,7 @@ def _svm(cfg: SvmConfig) -> Path:
     outputs = write_table(rows, run_dir / "svm", caption=f"RBF SVM on notMNIST: {len(images.x_train)} train, "
                                                          f"{len(images.x_test)} test images")
     # Not a training run, so not the training summary contract: kind says what it is.
-    (run_dir / "summary.json").write_text(json.dumps({
+    files.write_text(run_dir / "summary.json", json.dumps({
         "name": run_dir.name, "exercise": EXERCISE, "kind": "svm", "ae_run": str(ae_run), "rows": rows,
         "wall_time_s": time.perf_counter() - started, "train_images": len(images.x_train),
         "test_images": len(images.x_test), "seed": cfg.seed, **environment()}, indent=2))

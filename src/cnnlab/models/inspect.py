@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cnnlab import files
 from cnnlab.errors import CnnlabError
 
 
@@ -36,7 +37,7 @@ def draw_graph(model: nn.Module, input_size: tuple[int, ...], out: str | Path, d
     fmt = out.suffix.lstrip(".").lower() or "svg"
     if fmt not in ("svg", "png", "pdf", "gv", "dot"):
         raise CnnlabError(f"{out}: graph format must be .svg, .png, .pdf or .gv")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    files.make_dirs(out.parent)
     was_training = model.training
     graph = torchview_graph(model.eval(), input_size=(1, *input_size), depth=depth, expand_nested=True,
                             graph_name=type(model).__name__, device="cpu", save_graph=False,
@@ -45,12 +46,12 @@ def draw_graph(model: nn.Module, input_size: tuple[int, ...], out: str | Path, d
     dot = graph.visual_graph
     if fmt in ("gv", "dot") or not has_dot():
         source = out.with_suffix(".gv")
-        source.write_text(dot.source)
+        files.write_text(source, dot.source)
         if fmt not in ("gv", "dot"):
             print(f"cnnlab: graphviz 'dot' not found; wrote {source} (render it with: dot -T{fmt} {source} -o {out})",
                   file=sys.stderr)
         return source
-    out.write_bytes(dot.pipe(format=fmt))
+    files.write_bytes(out, dot.pipe(format=fmt))
     return out
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cnnlab import files
 from cnnlab.report import tables
 
 
@@ -90,7 +91,7 @@ def to_markdown(doc: Document, out_dir: Path) -> str:
                 lines.append(tables.to_markdown(block.rows))
             lines.append("")
         elif isinstance(block, Figure):
-            figures.mkdir(parents=True, exist_ok=True)
+            files.make_dirs(figures)
             name = f"{i:03d}-{block.path.parent.name}-{block.path.name}"
             shutil.copyfile(block.path, figures / name)
             lines += [f"![{block.caption}](figures/{name})", "", f"*{block.caption}*" if block.caption else "", ""]
@@ -182,9 +183,9 @@ def to_html(doc: Document) -> str:
 
 
 def write(doc: Document, out_dir: Path) -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    files.make_dirs(out_dir)
     md = out_dir / "report.md"
-    md.write_text(to_markdown(doc, out_dir))
+    files.write_text(md, to_markdown(doc, out_dir))
     page = out_dir / "index.html"
-    page.write_text(to_html(doc))
+    files.write_text(page, to_html(doc))
     return page, md

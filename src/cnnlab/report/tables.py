@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Any
+
+from cnnlab import files
 
 
 def cell_text(value: Any) -> str:
@@ -51,13 +54,14 @@ def to_latex(rows: list[dict[str, Any]], caption: str = "") -> str:
 def write_table(rows: list[dict[str, Any]], path_stem: str | Path, caption: str = "") -> list[Path]:
     """Write ``<stem>.md``, ``<stem>.csv`` and ``<stem>.tex``; returns their paths."""
     stem = Path(path_stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    files.make_dirs(stem.parent)
     md, csv_path, tex = stem.with_suffix(".md"), stem.with_suffix(".csv"), stem.with_suffix(".tex")
-    md.write_text((f"{caption}\n\n" if caption else "") + to_markdown(rows))
-    with csv_path.open("w", newline="") as f:
-        if rows:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows({k: cell_text(v) if v is None else v for k, v in r.items()} for r in rows)
-    tex.write_text(to_latex(rows, caption))
+    files.write_text(md, (f"{caption}\n\n" if caption else "") + to_markdown(rows))
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({k: cell_text(v) if v is None else v for k, v in r.items()} for r in rows)
+    files.write_text(csv_path, out.getvalue())
+    files.write_text(tex, to_latex(rows, caption))
     return [md, csv_path, tex]

@@ -1,18 +1,17 @@
 """The Lightning Trainer as every exercise uses it.
 
-``fit`` wires one run folder to a Trainer: a ModelCheckpoint that keeps ``best.ckpt`` by the
-monitored metric and ``last.ckpt`` for ``--resume``, optional early stopping, a per-epoch
-``metrics.csv``, the chosen logger, and precision/devices/strategy passed straight through (so DDP on
-several GPUs or nodes is Lightning's, not ours).
+``fit`` wires one run folder to a Trainer: ``EpochRecord`` keeps ``metrics.csv``, ``best.ckpt`` by the
+monitored metric and ``last.ckpt`` for ``--resume`` (crash-safe, see ``train.checkpoint``); a NaN loss
+stops the run (``FiniteLoss``); optional early stopping; the chosen logger; and precision/devices/strategy
+passed straight through (so DDP on several GPUs or nodes is Lightning's, not ours).
 """
 
 from __future__ import annotations
 
-import csv
 import functools
 import logging
 import os
-import time
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +19,12 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping
 
 from cnnlab.config import field
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, TrainingDiverged, TrainingInterrupted
+from cnnlab.train.checkpoint import (AtomicCheckpointIO, EpochRecord, ResumableCSVLogger, load_model_weights,
+                                     read_checkpoint, recorded_state)
 
 
 @dataclass
@@ -66,6 +67,7 @@ class FitResult:
     best_score: float
     epochs: int
     wall_time_s: float
+    precision: str = "32-true"  # what the Trainer used
     is_global_zero: bool = True
 
 
@@ -81,12 +83,22 @@ def cpu_has_native_bf16() -> bool:
 
 
 def resolve_precision(precision: str, accelerator: str = "auto") -> str:
+    """The Lightning precision that ``precision`` (``auto`` or a Lightning value) means on this machine."""
+    return precision_choice(precision, accelerator)[0]
+
+
+def precision_choice(precision: str, accelerator: str = "auto") -> tuple[str, str]:
+    """The Lightning precision that ``precision`` means here, and why (printed once per run)."""
     if precision != "auto":
-        return precision
+        return precision, "as asked"
     on_cuda = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
     if on_cuda:
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+        if torch.cuda.is_bf16_supported():
+            return "bf16-mixed", "auto: this GPU supports bf16"
+        return "16-mixed", "auto: this GPU lacks bf16"
+    if cpu_has_native_bf16():
+        return "bf16-mixed", "auto: this CPU has native bf16 instructions (avx512_bf16/amx_bf16)"
+    return "32-true", "auto: this CPU has no native bf16 instructions, where bf16 would be emulated and slower"
 
 
 def _devices(value: str) -> Any:
@@ -100,114 +112,35 @@ def _devices(value: str) -> Any:
         raise CnnlabError(f"--devices: expected auto, a count or a list like 0,1; got {value!r}") from None
 
 
-class EpochMetricsCSV(pl.Callback):
-    """Appends one row per finished epoch to ``metrics.csv`` (rank zero only).
-
-    A row for epoch e is written when epoch e+1 starts, or when training ends: only then has
-    Lightning reduced everything the module logged for epoch e, wherever the module logged it.
-    """
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.written_epoch = -1
-        self.started = time.perf_counter()
-        self.offset_s = 0.0  # training seconds before a resume, restored from the checkpoint
-        self.eval_s = 0.0    # of which spent evaluating (so time-to-accuracy can leave it out)
-        self._eval_started: float | None = None
-
-    def elapsed(self) -> float:
-        return self.offset_s + time.perf_counter() - self.started
-
-    def _write(self, trainer: pl.Trainer, epoch: int) -> None:
-        if not trainer.is_global_zero or epoch <= self.written_epoch or trainer.sanity_checking:
-            return
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
-        if not metrics:
-            return
-        row = {"epoch": epoch + 1, **dict(sorted(metrics.items()))}
-        row["lr"] = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
-        row["elapsed_s"] = round(self.elapsed(), 3)
-        row["eval_s"] = round(self.eval_s, 3)
-        new_file = not self.path.exists()
-        fieldnames = list(row)
-        if not new_file:
-            with self.path.open() as f:
-                header = next(csv.reader(f), [])
-            fieldnames = header + [k for k in row if k not in header]
-            if fieldnames != header:  # a metric appeared: rewrite with the wider header
-                with self.path.open() as f:
-                    old = list(csv.DictReader(f))
-                with self.path.open("w", newline="") as f:
-                    w = csv.DictWriter(f, fieldnames=fieldnames)
-                    w.writeheader()
-                    w.writerows(old)
-        with self.path.open("a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fieldnames)
-            if new_file:
-                w.writeheader()
-            w.writerow(row)
-        self.written_epoch = epoch
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        if trainer.current_epoch > 0:
-            self._write(trainer, trainer.current_epoch - 1)
-
-    def on_train_end(self, trainer, pl_module):
-        self._write(trainer, trainer.current_epoch - 1)
-
-    def on_validation_epoch_start(self, trainer, pl_module):
-        self._eval_started = time.perf_counter()
-
-    def on_validation_epoch_end(self, trainer, pl_module):
-        if self._eval_started is not None and not trainer.sanity_checking:
-            self.eval_s += time.perf_counter() - self._eval_started
-        self._eval_started = None
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"written_epoch": self.written_epoch, "elapsed_s": self.elapsed(), "eval_s": self.eval_s}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.written_epoch = int(state_dict.get("written_epoch", -1))
-        self.offset_s = float(state_dict.get("elapsed_s", 0.0))
-        self.eval_s = float(state_dict.get("eval_s", 0.0))
-        self.started = time.perf_counter()
-
-
-def check_checkpoint_is_safe(path: Path) -> None:
-    """Refuse a checkpoint that needs pickle to load: it could run arbitrary code."""
-    try:
-        torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CnnlabError(f"{path}: checkpoint not found") from None
-    except Exception as e:  # UnpicklingError and friends
-        raise CnnlabError(f"{path}: refusing to load, not a plain weights-only checkpoint ({type(e).__name__})") from None
-
-
-def load_model_weights(model: torch.nn.Module, ckpt_path: Path, prefix: str = "model.") -> torch.nn.Module:
-    """Load the ``model.*`` weights of a Lightning checkpoint (weights_only: data, never code)."""
-    check_checkpoint_is_safe(Path(ckpt_path))
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    weights = state.get("state_dict", state)
-    weights = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
-    model.load_state_dict(weights)
-    return model
-
-
-def _logger(kind: str, run_dir: Path):
+def _logger(kind: str, run_dir: Path, keep_epochs: int = 0):
     if kind == "csv":
-        return pl.loggers.CSVLogger(save_dir=run_dir, name="logs", version="")
+        return ResumableCSVLogger(run_dir, keep_epochs)
     if kind == "tensorboard":
         return pl.loggers.TensorBoardLogger(save_dir=run_dir, name="tensorboard", version="")
     return False
 
 
-def make_trainer(config: EngineConfig, run_dir: Path, *, monitor: str, mode: str,
-                 has_eval: bool = True) -> tuple[pl.Trainer, ModelCheckpoint]:
-    checkpoint = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints", filename="best", monitor=monitor if has_eval else None,
-        mode=mode, save_top_k=1, save_last=True, enable_version_counter=False, auto_insert_metric_name=False,
-    )
-    callbacks: list[pl.Callback] = [checkpoint, EpochMetricsCSV(run_dir / "metrics.csv")]
+class FiniteLoss(pl.Callback):
+    """Stops training at the first NaN or infinite training loss with ``TrainingDiverged``: carrying on
+    would only write NaN weights and a result that means nothing."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is None or bool(torch.isfinite(loss.detach()).all()):
+            return
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
+        epoch, step = trainer.current_epoch + 1, trainer.global_step
+        raise TrainingDiverged(
+            f"training diverged: the loss became {float(loss):g} at epoch {epoch}, step {step} (lr {lr:g}); "
+            f"try a lower learning rate (--lr) or 32-true precision; the run is recorded as diverged",
+            info={"diverged_epoch": epoch, "diverged_step": step, "diverged_lr": lr})
+
+
+def make_trainer(config: EngineConfig, run_dir: Path, *, monitor: str, mode: str, has_eval: bool = True,
+                 keep_log_epochs: int = 0, **record_kw: Any) -> tuple[pl.Trainer, EpochRecord]:
+    """A Trainer wired to ``run_dir`` (see ``fit``); returns it and its ``EpochRecord``."""
+    record = EpochRecord(run_dir, monitor if has_eval else None, mode, **record_kw)
+    callbacks: list[pl.Callback] = [FiniteLoss(), record]
     if config.early_stopping_patience > 0 and has_eval:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=config.early_stopping_patience))
     trainer = pl.Trainer(
@@ -218,7 +151,9 @@ def make_trainer(config: EngineConfig, run_dir: Path, *, monitor: str, mode: str
         strategy=config.strategy,
         precision=resolve_precision(config.precision, config.accelerator),
         callbacks=callbacks,
-        logger=_logger(config.logger, run_dir),
+        logger=_logger(config.logger, run_dir, keep_log_epochs),
+        plugins=[AtomicCheckpointIO()],
+        enable_checkpointing=True,  # EpochRecord is the checkpoint callback (no default ModelCheckpoint added)
         enable_progress_bar=config.progress,
         enable_model_summary=False,  # we write our own model_summary.txt
         num_sanity_val_steps=0,
@@ -227,48 +162,56 @@ def make_trainer(config: EngineConfig, run_dir: Path, *, monitor: str, mode: str
         default_root_dir=run_dir,
         deterministic=False,
     )
-    return trainer, checkpoint
+    return trainer, record
 
 
 def fit(module: pl.LightningModule, train_loader, eval_loader, run_dir: Path, config: EngineConfig, *,
-        monitor: str, mode: Literal["max", "min"]) -> FitResult:
-    """Train ``module``; returns where the best and last checkpoints are and when the best was."""
+        monitor: str, mode: Literal["max", "min"], **record_kw: Any) -> FitResult:
+    """Train ``module``; returns where the best and last checkpoints are and when the best was.
+
+    With ``config.resume`` the run continues from ``checkpoints/last.ckpt`` (checked first).
+    ``record_kw`` (``epoch_offset``, ``row_extra``) go to ``EpochRecord``.
+
+    Raises:
+        CheckpointError: ``--resume`` without a readable ``last.ckpt``.
+        TrainingDiverged: a NaN or infinite loss (exit code 3); ``info`` says when.
+        TrainingInterrupted: Ctrl-C (exit code 130); ``last.ckpt`` holds the last finished epoch.
+    """
     run_dir = Path(run_dir)
     quiet_lightning()
-    trainer, checkpoint = make_trainer(config, run_dir, monitor=monitor, mode=mode, has_eval=eval_loader is not None)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    ckpt_path, done_epochs = None, 0
+    if config.resume and last.is_file():  # a run killed in its first epoch starts again from scratch
+        done_epochs = recorded_state(read_checkpoint(last, mmap=True)).get("last_epoch", 0)
+        ckpt_path = last
+    has_eval = eval_loader is not None
+    trainer, record = make_trainer(config, run_dir, monitor=monitor, mode=mode, has_eval=has_eval,
+                                   keep_log_epochs=done_epochs, **record_kw)
+    if trainer.is_global_zero:
+        print(f"cnnlab: precision {trainer.precision} ({precision_choice(config.precision, config.accelerator)[1]})",
+              file=sys.stderr)
     for loader in (train_loader, eval_loader):
         if hasattr(loader, "shard"):
             loader.shard(trainer.global_rank, trainer.world_size)
-    last = run_dir / "checkpoints" / "last.ckpt"
-    ckpt_path = None
-    if config.resume and last.is_file():
-        check_checkpoint_is_safe(last)
-        ckpt_path = last
-    with warnings.catch_warnings():
-        for noise in QUIET_WARNINGS:
-            warnings.filterwarnings("ignore", noise)
-        trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=eval_loader, ckpt_path=ckpt_path)
-    wall = next(cb for cb in trainer.callbacks if isinstance(cb, EpochMetricsCSV)).elapsed()
-    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else last
-    best_epoch = _best_epoch(run_dir / "metrics.csv", monitor, mode)
-    score = checkpoint.best_model_score
-    return FitResult(best_ckpt=best, last_ckpt=last, best_epoch=best_epoch,
-                     best_score=float(score) if score is not None else float("nan"),
-                     epochs=trainer.current_epoch, wall_time_s=wall, is_global_zero=trainer.is_global_zero)
-
-
-def _best_epoch(metrics_csv: Path, monitor: str, mode: str) -> int:
     try:
-        with metrics_csv.open() as f:
-            rows = [r for r in csv.DictReader(f) if r.get(monitor)]
-    except OSError:
-        return 0
-    if not rows:
-        return 0
-    pick = max if mode == "max" else min
-    # The first epoch reaching the best value, as ModelCheckpoint keeps the first on ties.
-    best = pick(float(r[monitor]) for r in rows)
-    return next(int(r["epoch"]) for r in rows if float(r[monitor]) == best)
+        with warnings.catch_warnings():
+            for noise in QUIET_WARNINGS:
+                warnings.filterwarnings("ignore", noise)
+            trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=eval_loader, ckpt_path=ckpt_path)
+    except SystemExit:
+        if trainer.interrupted:  # Lightning turns Ctrl-C into sys.exit(1) after its own clean-up
+            raise TrainingInterrupted(
+                f"interrupted during epoch {trainer.current_epoch + 1}; {last} holds epoch {record.last_epoch} "
+                f"(loadable); continue with the same command plus --resume --name {run_dir.name}") from None
+        raise
+    except TrainingDiverged as e:
+        e.info.update(epochs=record.last_epoch, best_epoch=record.best_epoch, wall_time_s=record.elapsed(),
+                      precision=trainer.precision)
+        raise
+    return FitResult(best_ckpt=record.best_path, last_ckpt=last, best_epoch=record.best_epoch,
+                     best_score=record.best_score if record.best_score is not None else float("nan"),
+                     epochs=record.last_epoch, wall_time_s=record.elapsed(), precision=str(trainer.precision),
+                     is_global_zero=trainer.is_global_zero)
 
 
 def child_of_launcher() -> bool:

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cnnlab import files
 from cnnlab.errors import CnnlabError
 from cnnlab.paths import runs_root
 
@@ -30,33 +31,56 @@ AUTOENCODER_METRICS = ("test_mse", "test_psnr")  # MSE on [0, 1] pixels; PSNR in
 
 def new_run_dir(exercise: str, name: str, *, runs_dir: str | Path | None = None,
                 force: bool = False, resume: bool = False) -> Path:
-    """Create (or, with ``resume``, reopen) ``runs/<exercise>/<name>`` and return it."""
-    if not name or "/" in name or name.startswith("."):
+    """Create (or, with ``resume``, reopen) ``runs/<exercise>/<name>`` and return it.
+
+    The folder is created atomically: when the name is taken (also by a process starting at the same
+    moment), the next free suffix is used (``name-2``, ``name-3``...), unless ``force`` replaces it.
+
+    Raises:
+        CnnlabError: an invalid name, or ``resume`` of a run that does not exist.
+        DiskError: the runs folder cannot be written.
+    """
+    if not name or "/" in name or name.startswith(".") or name in ("..",):
         raise CnnlabError(f"invalid run name {name!r}: use letters, digits, '-' and '_'")
-    base = runs_root(runs_dir) / exercise
+    base = files.make_dirs(runs_root(runs_dir) / exercise)
     run = base / name
-    if run.exists():
-        if resume:
-            return run
-        if force:
+    if resume:
+        if not run.is_dir():
+            raise CnnlabError(f"--resume: there is no run {run} to continue (check --name and --runs-dir)")
+        return run
+    if force and run.exists():
+        with files.translated(run, "replace"):
             shutil.rmtree(run)
-        else:
-            n = 2
-            while (base / f"{name}-{n}").exists():
-                n += 1
-            run = base / f"{name}-{n}"
-            print(f"cnnlab: run {base / name} exists; writing to {run} instead (use --force to replace it, "
-                  f"--resume to continue it)", file=sys.stderr)
-    run.mkdir(parents=True)
-    return run
+    n = 1
+    while True:
+        candidate = run if n == 1 else base / f"{name}-{n}"
+        try:
+            with files.translated(candidate, "create"):
+                candidate.mkdir()
+            break
+        except FileExistsError:
+            n += 1
+    if candidate != run:
+        print(f"cnnlab: run {run} exists; writing to {candidate} instead (use --force to replace it, "
+              f"--resume to continue it)", file=sys.stderr)
+    return candidate
 
 
 def is_finished(run_dir: Path) -> bool:
     return (Path(run_dir) / "summary.json").is_file()
 
 
+def is_diverged(summary: dict[str, Any]) -> bool:
+    """True for a run stopped by a NaN or infinite loss: it has no result to show."""
+    return summary.get("status") == "diverged"
+
+
 def check_summary(summary: dict[str, Any]) -> None:
     missing = [k for k in REQUIRED if k not in summary]
+    if is_diverged(summary):
+        if missing:
+            raise ValueError(f"summary.json lacks {', '.join(missing)}")
+        return
     kind = CLASSIFIER_METRICS if "train_acc" in summary or "test_acc" in summary else AUTOENCODER_METRICS
     missing += [k for k in kind if k not in summary]
     if missing:
@@ -79,12 +103,10 @@ def _json_safe(value: Any) -> Any:
 
 
 def write_summary(run_dir: Path, summary: dict[str, Any]) -> Path:
+    """Check ``summary`` (see ``REQUIRED``) and write it atomically; ``status`` defaults to finished."""
+    summary = {"status": "finished", **summary}
     check_summary(summary)
-    path = Path(run_dir) / "summary.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_json_safe(summary), indent=2))
-    tmp.replace(path)  # atomic: a reader never sees half a summary
-    return path
+    return files.write_text(Path(run_dir) / "summary.json", json.dumps(_json_safe(summary), indent=2))
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:

@@ -16,7 +16,6 @@ Each strategy returns an ``Outcome``: what was trained, where its best checkpoin
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import warnings
 from contextlib import contextmanager
@@ -36,6 +35,7 @@ from cnnlab.errors import ConfigError
 from cnnlab.models.transfer import HeadOnFeatures, TransferNet
 from cnnlab.registry import Registry
 from cnnlab.train.classifier import ClassifierModule
+from cnnlab.train.checkpoint import read_rows, write_rows
 from cnnlab.train.engine import EngineConfig, FitResult, fit, load_model_weights, resolve_precision
 from cnnlab.train.freeze import count_trainable, freeze, unfreeze, unfreeze_last
 
@@ -141,7 +141,7 @@ def engine_config(cfg: Any) -> EngineConfig:
     return EngineConfig(**{**shared, "strategy": getattr(cfg, "lightning_strategy", "auto")})
 
 
-def fit_phase(model: nn.Module, inputs: Inputs, cfg: Any, run_dir: Path) -> FitResult:
+def fit_phase(model: nn.Module, inputs: Inputs, cfg: Any, run_dir: Path, **record_kw: Any) -> FitResult:
     split = eval_split(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     module = ClassifierModule(model, cfg, eval_split=split, hparams=cfgmod.to_dict(cfg))
@@ -150,7 +150,8 @@ def fit_phase(model: nn.Module, inputs: Inputs, cfg: Any, run_dir: Path) -> FitR
     with warnings.catch_warnings():
         # Frozen BatchNorms stay in eval mode on purpose (see train.freeze); Lightning warns about them.
         warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")
-        return fit(module, train_loader, eval_loader, run_dir, engine_config(cfg), monitor=f"{split}_acc", mode="max")
+        return fit(module, train_loader, eval_loader, run_dir, engine_config(cfg), monitor=f"{split}_acc", mode="max",
+                   **record_kw)
 
 
 def _outcome(result: FitResult, model: nn.Module, inputs: Inputs, phase: str) -> Outcome:
@@ -189,10 +190,11 @@ def train_finetune(net: TransferNet, data: FoodData, pre: Preprocess, cfg: Any, 
     unfreeze(net.head)
     unfreeze_last(net.backbone, cfg.unfreeze, train_bn=cfg.finetune_bn_stats)
     inputs = image_inputs(data, pre)
-    body = _outcome(fit_phase(net, inputs, cfgmod.replace(cfg, {"lr": cfg.finetune_lr}), run_dir),
-                    net, inputs, f"finetune (last {cfg.unfreeze} blocks)")
-    if body.is_global_zero:
-        merge_phase_metrics(run_dir / "phase1" / "metrics.csv", run_dir / "metrics.csv", head.epochs)
+    if head.is_global_zero:
+        merge_phase_metrics(run_dir / "phase1" / "metrics.csv", run_dir / "metrics.csv")
+    phase2 = fit_phase(net, inputs, cfgmod.replace(cfg, {"lr": cfg.finetune_lr}), run_dir,
+                       epoch_offset=head.epochs, row_extra={"phase": 2})
+    body = _outcome(phase2, net, inputs, f"finetune (last {cfg.unfreeze} blocks)")
     body.phases = head.phases + body.phases
     body.feature_info = head.feature_info
     body.epochs += head.epochs
@@ -208,19 +210,13 @@ def train_scratch(net: TransferNet, data: FoodData, pre: Preprocess, cfg: Any, r
     return _outcome(fit_phase(net, inputs, cfg, run_dir), net, inputs, "scratch")
 
 
-def merge_phase_metrics(phase1_csv: Path, phase2_csv: Path, phase1_epochs: int) -> None:
-    """One metrics.csv over both phases: a ``phase`` column, epochs counted from the first phase on."""
-    rows = []
-    for phase, path, offset in ((1, phase1_csv, 0), (2, phase2_csv, phase1_epochs)):
-        if not path.is_file():
-            continue
-        with path.open() as f:
-            for row in csv.DictReader(f):
-                if "phase" in row:  # already merged (a resumed run)
-                    return
-                rows.append({"phase": phase, **row, "epoch": int(row["epoch"]) + offset})
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    with phase2_csv.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+def merge_phase_metrics(phase1_csv: Path, run_csv: Path) -> None:
+    """Start the run's metrics.csv with phase 1's rows (a ``phase`` column of 1); phase 2 appends its
+    own rows, epochs counted on from phase 1 (see ``EpochRecord``). A resumed run keeps what it has."""
+    header, rows = read_rows(run_csv)
+    if any(r.get("phase") == "1" for r in rows):
+        return
+    _, phase1 = read_rows(phase1_csv)
+    merged = [{"phase": 1, **r} for r in phase1]
+    columns = list(dict.fromkeys(["phase", *(k for r in merged for k in r), *header]))
+    write_rows(run_csv, columns, merged + rows)
