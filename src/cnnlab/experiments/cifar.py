@@ -12,7 +12,6 @@ From Python: ``train(CifarConfig(arch="multipath", epochs=2))`` returns the run 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from cnnlab.data.loader import TensorLoader, class_balanced_indices, split_balan
 from cnnlab.errors import ConfigError, TrainingDiverged
 from cnnlab.experiments.common import (add_config_file_flag, command_group, diverged_runs_recorded, fmt_pct,
                                        open_run, parse_key_values, read_compare_config, resolve_config,
-                                       reuse_or_resume)
+                                       run_or_reuse)
 from cnnlab.models import count_params, create_model, describe, list_models
 from cnnlab.models.inspect import draw_graph, summary_text
 from cnnlab.models.layers import init_from_data
@@ -151,7 +150,7 @@ def train(cfg: CifarConfig) -> Path:
     module = ClassifierModule(model, cfg, eval_split=splits.eval_split, hparams=cfgmod.to_dict(cfg))
     train_loader, eval_loader = loaders(cfg, splits)
     started = time.perf_counter()
-    with diverged_runs_recorded(run_dir, EXERCISE, count_params(model)):
+    with diverged_runs_recorded(run_dir, EXERCISE, count_params(model), arch=cfg.arch, architecture=describe(model)):
         result = fit(module, train_loader, eval_loader, run_dir, cfg, monitor=f"{splits.eval_split}_acc", mode="max")
     if not result.is_global_zero:
         return run_dir
@@ -237,15 +236,7 @@ def compare(config_path: str | Path, seeds: int = 1, overrides: dict[str, Any] |
     for entry in entries:
         summaries = []
         for seed in range(int(defaults.get("seed", 0)), int(defaults.get("seed", 0)) + seeds):
-            cfg, finished = reuse_or_resume(EXERCISE, entry_config(defaults, entry, seed, overrides or {}))
-            if finished is not None:
-                print(f"cnnlab: reusing finished run {finished}")
-            try:
-                run_dir = finished or train(cfg)
-            except TrainingDiverged as e:
-                print(f"cnnlab: {cfg.name}: {e}", file=sys.stderr)
-                run_dir = e.run_dir
-            summaries.append(read_summary(run_dir))
+            summaries.append(run_or_reuse(EXERCISE, entry_config(defaults, entry, seed, overrides or {}), train))
             diverged += is_diverged(summaries[-1])
         rows.append(table_row(entry, summaries))
     stem = runs_root(defaults.get("runs_dir") or None) / EXERCISE / "table1"

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,7 +17,7 @@ from cnnlab import config as cfgmod
 from cnnlab.errors import ConfigError, TrainingDiverged
 from cnnlab.train.checkpoint import read_checkpoint
 from cnnlab.train.engine import child_of_launcher
-from cnnlab.train.runs import environment, is_finished, new_run_dir, write_summary
+from cnnlab.train.runs import environment, is_finished, new_run_dir, read_summary, write_summary
 from cnnlab.paths import runs_root
 
 T = TypeVar("T")
@@ -72,14 +73,15 @@ def check_resume(cfg: Any, run_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def diverged_runs_recorded(run_dir: Path, exercise: str, params: int) -> Iterator[None]:
-    """Write ``summary.json`` with ``status: diverged`` when training inside the block diverges, so
-    that ``compare``, ``lab`` and the report show the run as diverged; the error is re-raised."""
+def diverged_runs_recorded(run_dir: Path, exercise: str, params: int, **describe: Any) -> Iterator[None]:
+    """Write ``summary.json`` with ``status: diverged`` (plus ``describe``: what the run was) when
+    training inside the block diverges, so that ``compare``, ``lab`` and the report show the run as
+    diverged, never as a result. The error is re-raised, with ``run_dir`` set."""
     try:
         yield
     except TrainingDiverged as e:
         info = {"epochs": 0, "best_epoch": 0, "wall_time_s": 0.0, **e.info}
-        write_summary(run_dir, {"name": run_dir.name, "exercise": exercise, "status": "diverged",
+        write_summary(run_dir, {"name": run_dir.name, "exercise": exercise, "status": "diverged", **describe,
                                 "params": params, **info, "error": str(e), **environment()})
         e.run_dir = run_dir
         raise
@@ -108,6 +110,21 @@ def reuse_or_resume(exercise: str, cfg: T) -> tuple[T, Path | None]:
         if (run_dir / "checkpoints" / "last.ckpt").is_file():
             return cfgmod.replace(cfg, {"name": run_dir.name, "resume": True}), None
     return cfg, None
+
+
+def run_or_reuse(exercise: str, cfg: Any, train: Callable[[Any], Path]) -> dict[str, Any]:
+    """For comparisons: the summary of ``cfg``'s run, reused when finished, resumed when interrupted,
+    else trained. A run that diverges is reported in one line and its diverged summary returned, so
+    the comparison goes on and shows it as diverged."""
+    cfg, finished = reuse_or_resume(exercise, cfg)
+    if finished is not None:
+        print(f"cnnlab: reusing finished run {finished}")
+    try:
+        run_dir = finished or train(cfg)
+    except TrainingDiverged as e:
+        print(f"cnnlab: {cfg.name}: {e}", file=sys.stderr)
+        run_dir = e.run_dir
+    return read_summary(run_dir)
 
 
 def command_group(sub: argparse._SubParsersAction, name: str, help_text: str, doc: str | None):

@@ -25,13 +25,14 @@ import lightning.pytorch as pl
 import torch
 
 from cnnlab import config as cfgmod
+from cnnlab import files
 from cnnlab.config import field
 from cnnlab.data.food101 import DEFAULT_NUM_CLASSES, FoodData, load_food101
 from cnnlab.data.preprocess import Preprocess
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, TrainingDiverged
 from cnnlab.experiments.common import (add_config_file_flag, command_group, diverged_runs_recorded, open_run,
                                        parse_key_values,
-                                       read_compare_config, resolve_config, reuse_or_resume)
+                                       read_compare_config, resolve_config, run_or_reuse)
 from cnnlab.models.backbones import BACKBONES, DEFAULT_BACKBONE, describe_backbone, preprocess_for, resolve_backbone
 from cnnlab.models.heads import parse_head
 from cnnlab.models.transfer import TransferNet, create_transfer_net
@@ -40,7 +41,7 @@ from cnnlab.report.classification import classification_scores, plot_confusion
 from cnnlab.report.tables import to_markdown, write_table
 from cnnlab.train.classifier import ClassifierTrainConfig, accuracy, predict_logits
 from cnnlab.train.engine import load_model_weights, resolve_precision
-from cnnlab.train.runs import environment, read_summary, write_summary
+from cnnlab.train.runs import environment, is_diverged, read_summary, write_summary
 from cnnlab.train.transfer import STRATEGIES, Outcome, eval_split, run_device
 
 EXERCISE = "food"
@@ -136,7 +137,8 @@ def train(cfg: FoodConfig) -> Path:
     pre = preprocess_for(net.backbone, cfg.input_size)
     data = load_data(cfg, pre)
     run_dir = open_run(EXERCISE, cfg)
-    with diverged_runs_recorded(run_dir, EXERCISE, sum(p.numel() for p in net.parameters())):
+    with diverged_runs_recorded(run_dir, EXERCISE, sum(p.numel() for p in net.parameters()), backbone=cfg.backbone,
+                                head=cfg.head, strategy=cfg.strategy, num_classes=len(data.classes)):
         outcome: Outcome = STRATEGIES.create(cfg.strategy, net, data, pre, cfg, run_dir)
     if not outcome.is_global_zero:
         return run_dir
@@ -197,6 +199,10 @@ def _minutes(seconds: float) -> str:
 
 def table_row(s: dict[str, Any]) -> dict[str, Any]:
     strategy = s["strategy"] + (f" (last {s['unfreeze']})" if s.get("unfreeze") else "")
+    if is_diverged(s):  # no result to show: say so in every result column
+        return {"Backbone": s["backbone"], "Head": s["head"], "Strategy": strategy, "Trainable params": "",
+                "Epochs": f"diverged in epoch {s.get('diverged_epoch', '?')}", "Time": _minutes(s["wall_time_s"]),
+                "Acc. train %": "diverged", "Acc. test %": "diverged", "Top-5 %": "diverged"}
     return {
         "Backbone": s["backbone"], "Head": s["head"], "Strategy": strategy,
         "Trainable params": f"{s['trainable_params']:,}",
@@ -208,7 +214,10 @@ def table_row(s: dict[str, Any]) -> dict[str, Any]:
 
 
 def best_sentence(summaries: list[dict[str, Any]]) -> str:
-    best = max(summaries, key=lambda s: (s["test_acc"], s["top5"]))
+    results = [s for s in summaries if not is_diverged(s)]
+    if not results:
+        return "Every run diverged: there is no result to compare."
+    best = max(results, key=lambda s: (s["test_acc"], s["top5"]))
     blocks = {"1": "the last block", "all": "every block"}.get(best.get("unfreeze"), f"the last {best.get('unfreeze')} blocks")
     how = best["strategy"] + (f" with {blocks} unfrozen" if best.get("unfreeze") else "")
     return (f"Best configuration: {best['backbone']} with a {best['head']} head, {how}, at "
@@ -222,20 +231,17 @@ def compare(config_path: str | Path, overrides: dict[str, Any] | None = None, ru
     if runs_dir:
         defaults["runs_dir"] = runs_dir
     configs = [run_config(defaults, run, overrides or {}) for run in runs]  # every config checked up front
-    summaries = []
-    for cfg in configs:
-        cfg, finished = reuse_or_resume(EXERCISE, cfg)
-        if finished is not None:
-            print(f"cnnlab: reusing finished run {finished}")
-        summaries.append(read_summary(finished or train(cfg)))
+    summaries = [run_or_reuse(EXERCISE, cfg, train) for cfg in configs]
     sentence = best_sentence(summaries)
     stem = runs_root(defaults.get("runs_dir") or None) / EXERCISE / "compare"
     caption = (f"Food-101, first {summaries[0]['num_classes']} classes: backbones, heads and strategies "
                f"(test split, best checkpoint; Time is training time, frozen heads from cached features)")
     outputs = write_table([table_row(s) for s in summaries], stem, caption=caption)
-    with outputs[0].open("a") as f:
-        f.write(f"\n{sentence}\n")
+    files.write_text(outputs[0], outputs[0].read_text() + f"\n{sentence}\n")
     print(outputs[0].read_text())
+    diverged = sum(is_diverged(s) for s in summaries)
+    if diverged:
+        raise TrainingDiverged(f"{diverged} run(s) diverged; the comparison shows them as diverged ({outputs[0]})")
     return outputs
 
 

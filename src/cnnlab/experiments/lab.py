@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from cnnlab import config as cfgmod
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, TrainingDiverged
 from cnnlab.experiments.common import reuse_or_resume, same_run
 from cnnlab.paths import runs_root
 from cnnlab.train.runs import is_finished
@@ -109,15 +110,22 @@ def lab(preset: str, data_root: str | None = None, runs_dir: str | None = None, 
     # The data root decides where data comes from: a preset's own data_dir would override it.
     common = {"data_dir": "", "progress": progress}
     started = time.perf_counter()
+    diverged = []
     for name, runner in RUNNERS.items():
         if name in spec and (not only or name in only):
             print(f"\n=== {name} ({path.name}) ===", flush=True)
-            runner(spec[name] or {}, runs_dir, common)
+            try:
+                runner(spec[name] or {}, runs_dir, common)
+            except TrainingDiverged as e:  # the other exercises and the report still run
+                print(f"cnnlab: {name}: {e}", file=sys.stderr)
+                diverged.append(name)
     from cnnlab.report.build import build
 
     out = (spec.get("report") or {}).get("out", "reports/lab")
     page, md = build(runs_dir, out)
     print(f"\nlab finished in {(time.perf_counter() - started) / 60:.1f} min\nreport: {page.resolve()}\n        {md.resolve()}")
+    if diverged:
+        raise TrainingDiverged(f"runs of {', '.join(diverged)} diverged; the report shows them as diverged ({page})")
     return page
 
 

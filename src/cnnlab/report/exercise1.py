@@ -8,7 +8,7 @@ from typing import Any
 from cnnlab.report.curves import plot_curves
 from cnnlab.report.document import Document, Figure, Heading, Missing, Paragraph, Preformatted, Table
 from cnnlab.experiments.common import fmt_pct as pct, mean_std
-from cnnlab.report.runs import Entry, group_by_entry, load_runs
+from cnnlab.report.runs import add_diverged, Entry, group_by_entry, load_runs
 
 HOW = "Run `cnnlab cifar compare --config configs/cifar/table1-quick.yaml` (or `cnnlab lab`)."
 
@@ -66,7 +66,9 @@ def verdict(entries: list[Entry]) -> tuple[str, dict[str, Any]]:
 
 def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:
     doc.add(Heading("Exercise 1: non-sequential CNNs on CIFAR-10", anchor="exercise-1"))
-    runs = [r for r in load_runs(runs_dir, "cifar") if "train_acc" in r.summary]
+    every = load_runs(runs_dir, "cifar")
+    add_diverged(doc, every)
+    runs = [r for r in every if "train_acc" in r.summary]
     if not runs:
         doc.add(Missing("no finished CIFAR-10 runs in " + str(runs_dir / "cifar"), HOW))
         return {}

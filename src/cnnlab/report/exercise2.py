@@ -8,7 +8,7 @@ from typing import Any
 
 from cnnlab.report.curves import plot_curves
 from cnnlab.report.document import Document, Figure, Heading, Missing, Paragraph, Table
-from cnnlab.report.runs import Run, load_runs
+from cnnlab.report.runs import add_diverged, Run, load_runs
 
 HOW = "Run `cnnlab food compare --config configs/food/compare-quick.yaml` (or `cnnlab lab`)."
 
@@ -60,7 +60,9 @@ def transfer_sentence(facts: dict[str, Any]) -> str:
 
 def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:
     doc.add(Heading("Exercise 2: transfer learning on Food-101", anchor="exercise-2"))
-    runs = [r for r in load_runs(runs_dir, "food") if "train_acc" in r.summary and "strategy" in r.summary]
+    every = load_runs(runs_dir, "food")
+    add_diverged(doc, every)
+    runs = [r for r in every if "train_acc" in r.summary and "strategy" in r.summary]
     if not runs:
         doc.add(Missing("no finished Food-101 runs in " + str(runs_dir / "food"), HOW))
         return {}

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.report.document import Document, Figure, Heading, Missing, Paragraph, Preformatted, Table
-from cnnlab.report.runs import Run, load_runs
+from cnnlab.report.runs import add_diverged, Run, load_runs
 
 HOW = "Run `cnnlab notmnist ae`, `ae-sweep`, `svm` and `denoise` (or `cnnlab lab`)."
 
@@ -140,6 +140,8 @@ def answers(doc: Document, facts: dict[str, Any]) -> None:
 def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:
     doc.add(Heading("Exercise 3: autoencoders on notMNIST", anchor="exercise-3"))
     runs = load_runs(runs_dir, "notmnist")
+    add_diverged(doc, runs)
+    runs = [r for r in runs if r.summary.get("status") != "diverged"]
     if not runs:
         doc.add(Missing("no notMNIST runs in " + str(runs_dir / "notmnist"), HOW))
         return {}

@@ -54,3 +54,21 @@ def group_by_entry(runs: list[Run]) -> list[Entry]:
         key = SEED_SUFFIX.sub("", run.name)
         entries.setdefault(key, Entry(key)).runs.append(run)
     return list(entries.values())
+
+
+def diverged_rows(runs: list[Run]) -> list[dict[str, Any]]:
+    """One row per run whose training diverged (NaN or infinite loss): they have no result."""
+    return [{"Run": r.name, "Diverged in epoch": r.summary.get("diverged_epoch", "?"),
+             "Step": r.summary.get("diverged_step", "?"), "LR then": r.summary.get("diverged_lr", "?"),
+             "Finished epochs": r.summary.get("epochs", 0)}
+            for r in runs if r.summary.get("status") == "diverged"]
+
+
+def add_diverged(doc, runs: list[Run]) -> None:
+    """Show the diverged runs of a section as such, never as results."""
+    from cnnlab.report.document import Table
+
+    rows = diverged_rows(runs)
+    if rows:
+        doc.add(Table(rows, caption="Runs that diverged (the loss became NaN or infinite): no result, left out "
+                                    "of every table and comparison below"))
