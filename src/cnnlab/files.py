@@ -83,6 +83,39 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+class _WriteErrorKept:
+    """A file wrapper that remembers the first OSError of a write: ``torch.save`` reports a full disk
+    as a RuntimeError from its zip writer, losing the errno that says what to do."""
+
+    def __init__(self, raw):
+        self.raw, self.error = raw, None
+
+    def write(self, data) -> int:
+        try:
+            return self.raw.write(data)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+def torch_save(obj, path: str | Path) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically; a full or read-only disk is a ``DiskError``."""
+    import torch
+
+    with atomic_path(path) as tmp, open(tmp, "wb", buffering=0) as raw:
+        kept = _WriteErrorKept(raw)
+        try:
+            torch.save(obj, kept)
+        except RuntimeError:
+            if kept.error is not None:
+                raise kept.error from None
+            raise
+    return Path(path)
+
+
 def write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (see ``atomic_path``)."""
     with atomic_path(path) as tmp:

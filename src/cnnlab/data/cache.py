@@ -48,8 +48,7 @@ def cached_tensors(kind: str, source: Path, build: Callable[[], dict[str, Any]],
         except Exception:
             path.unlink(missing_ok=True)  # a cache file that cannot be read is rebuilt, not trusted
     data = build()
-    with files.atomic_path(path) as tmp:
-        torch.save(data, tmp)
+    files.torch_save(data, path)
     return data
 
 

@@ -104,8 +104,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
         path = Path(path)
         files.make_dirs(path.parent)
-        with files.atomic_path(path) as tmp:
-            torch.save(checkpoint, tmp)
+        files.torch_save(checkpoint, path)
 
 
 def copy_atomic(source: Path, target: Path) -> None:
@@ -157,6 +156,7 @@ class EpochRecord(Checkpoint):
         self.best_score: float | None = None
         self.best_epoch = 0
         self.last_epoch = 0
+        self.saved_epoch = 0  # the epoch that last.ckpt holds (last_epoch until its write completes)
         self.offset_s = 0.0   # training seconds before a resume
         self.eval_s = 0.0     # of which spent evaluating
         self.started = time.perf_counter()
@@ -214,7 +214,8 @@ class EpochRecord(Checkpoint):
             lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
             self._write_row({**self.row_extra, "epoch": epoch + self.epoch_offset, **dict(sorted(metrics.items())), "lr": lr,
                              "elapsed_s": round(self.elapsed(), 3), "eval_s": round(self.eval_s, 3)})
-        trainer.save_checkpoint(self.last_path)  # every rank calls it; rank zero writes
+        trainer.save_checkpoint(self.last_path, weights_only=False)  # every rank calls it; rank zero writes
+        self.saved_epoch = epoch
         if improved and trainer.is_global_zero:
             copy_atomic(self.last_path, self.best_path)
 
@@ -254,7 +255,7 @@ class EpochRecord(Checkpoint):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best_score = state_dict.get("best_score")
         self.best_epoch = int(state_dict.get("best_epoch") or 0)
-        self.last_epoch = int(state_dict.get("last_epoch") or 0)
+        self.last_epoch = self.saved_epoch = int(state_dict.get("last_epoch") or 0)
         self.offset_s = float(state_dict.get("elapsed_s") or 0.0)
         self.eval_s = float(state_dict.get("eval_s") or 0.0)
         self.started = time.perf_counter()

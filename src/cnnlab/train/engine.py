@@ -197,12 +197,17 @@ def fit(module: pl.LightningModule, train_loader, eval_loader, run_dir: Path, co
         with warnings.catch_warnings():
             for noise in QUIET_WARNINGS:
                 warnings.filterwarnings("ignore", noise)
-            trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=eval_loader, ckpt_path=ckpt_path)
+            trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=eval_loader, ckpt_path=ckpt_path,
+                        weights_only=True)  # data only: a checkpoint never runs code
     except SystemExit:
         if trainer.interrupted:  # Lightning turns Ctrl-C into sys.exit(1) after its own clean-up
+            where = f"interrupted during epoch {trainer.current_epoch + 1}"
+            if not record.saved_epoch:
+                raise TrainingInterrupted(f"{where}, before any epoch finished: nothing to resume; "
+                                          f"run the command again (with --force to reuse the name)") from None
             raise TrainingInterrupted(
-                f"interrupted during epoch {trainer.current_epoch + 1}; {last} holds epoch {record.last_epoch} "
-                f"(loadable); continue with the same command plus --resume --name {run_dir.name}") from None
+                f"{where}; {last} holds epoch {record.saved_epoch} (loadable); continue with the same command "
+                f"plus --resume --name {run_dir.name}") from None
         raise
     except TrainingDiverged as e:
         e.info.update(epochs=record.last_epoch, best_epoch=record.best_epoch, wall_time_s=record.elapsed(),

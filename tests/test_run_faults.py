@@ -1,0 +1,257 @@
+"""Training faults users meet (issue: every machine, every fault): divergence, Ctrl-C, resumes that
+keep the record whole and true, corrupt checkpoints, unwritable or full disks, simultaneous starts.
+Each ends in one clear line with its exit code and nothing half-written."""
+
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnlab.cli import main
+from cnnlab.train.checkpoint import read_checkpoint
+from cnnlab.train.runs import new_run_dir
+
+SEQ = ["--arch", "sequential", "--model-opt", "widths=[8,16,32]", "--model-opt", "dense=[32]"]
+
+
+def train_args(data, *extra) -> list[str]:
+    return ["cifar", "train", *SEQ, "--data-dir", str(data), "--batch-size", "16", "--no-progress", *extra]
+
+
+def rows(path: Path) -> list[dict]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file under ``folder`` with its modification time and bytes."""
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def runs() -> Path:
+    return Path(os.environ["CNNLAB_RUNS"]) / "cifar"
+
+
+def cli(*args: str, timeout: int = 300, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cnnlab", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"}, **kw)
+
+
+# ---- divergence -------------------------------------------------------------------------------------------
+
+
+def test_a_nan_loss_stops_the_run_with_exit_3_and_records_it(cifar_tree, capsys):
+    assert main(train_args(cifar_tree, "--lr", "1e6", "--epochs", "3", "--name", "boom")) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    line = err[-1]
+    assert line.startswith("cnnlab: error: training diverged") and "epoch" in line and "step" in line
+    assert "lower learning rate" in line and len([l for l in err if "error" in l]) == 1
+    summary = json.loads((runs() / "boom" / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["diverged_epoch"] >= 1
+    assert "test_acc" not in summary and "train_acc" not in summary
+    for ckpt in (runs() / "boom" / "checkpoints").glob("*.ckpt"):  # only epochs that ended finite
+        weights = read_checkpoint(ckpt)["state_dict"]
+        assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+
+
+def test_compare_and_report_show_a_diverged_run_as_diverged(cifar_tree, tmp_path, capsys):
+    config = tmp_path / "table.yaml"
+    config.write_text(f"""
+defaults: {{data_dir: {cifar_tree}, epochs: 1, batch_size: 16, progress: false, logger: none}}
+runs:
+  - {{name: ok, arch: sequential, model: {{widths: [8, 16, 32], dense: [16]}}}}
+  - {{name: bad, arch: sequential, epochs: 3, lr: 1.0e+6, model: {{widths: [8, 16, 32], dense: [16]}}}}
+""")
+    assert main(["cifar", "compare", "--config", str(config)]) == 3
+    table = (runs() / "table1.md").read_text()
+    bad_row = next(line for line in table.splitlines() if line.startswith("| bad"))
+    ok_row = next(line for line in table.splitlines() if line.startswith("| ok"))
+    assert bad_row.count("diverged") >= 2 and "%" not in bad_row.split("|")[4]
+    assert "diverged" not in ok_row
+    capsys.readouterr()
+    # a second compare reuses the diverged run (it would diverge again) and still shows it
+    assert main(["cifar", "compare", "--config", str(config)]) == 3
+    assert "reusing finished run" in capsys.readouterr().out
+    assert main(["report", "--runs", os.environ["CNNLAB_RUNS"], "--out", str(tmp_path / "report")]) == 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "diverged" in report and "bad-s0" in report
+    section = report.split("Table 1")[1] if "Table 1" in report else report
+    assert "| bad" not in section.split("Hyper-parameters")[0]  # never a row of results
+
+
+# ---- Ctrl-C -------------------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_exits_130_with_where_and_how_to_resume(cifar_tree):
+    args = [*train_args(cifar_tree, "--epochs", "200", "--name", "sigint"), "--logger", "none"]
+    proc = subprocess.Popen([sys.executable, "-m", "cnnlab", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    metrics = runs() / "sigint" / "metrics.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (metrics.is_file() and len(rows(metrics)) >= 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    line = err.strip().splitlines()[-1]
+    assert "interrupted during epoch" in line and "--resume --name sigint" in line and "Traceback" not in err
+    last = read_checkpoint(runs() / "sigint" / "checkpoints" / "last.ckpt")  # loadable
+    done = last["callbacks"]["EpochRecord"]["last_epoch"]
+    assert f"holds epoch {done}" in line and done >= 2
+    assert not list((runs() / "sigint").rglob("*.tmp-*"))
+    # and the resume that the message suggests works
+    assert main([*args, "--epochs", str(done + 1), "--resume"]) == 0
+    assert [int(r["epoch"]) for r in rows(metrics)] == list(range(1, done + 2))
+
+
+# ---- resume keeps the record whole and true -----------------------------------------------------------------
+
+
+def test_resume_keeps_every_epoch_in_every_log(cifar_tree):
+    assert main(train_args(cifar_tree, "--epochs", "2", "--name", "r", "--logger", "csv")) == 0
+    assert main(train_args(cifar_tree, "--epochs", "3", "--name", "r", "--logger", "csv", "--resume")) == 0
+    assert main(train_args(cifar_tree, "--epochs", "4", "--name", "r", "--logger", "csv", "--resume")) == 0
+    run = runs() / "r"
+    assert [int(r["epoch"]) for r in rows(run / "metrics.csv")] == [1, 2, 3, 4]
+    logged = {int(float(r["epoch"])) for r in rows(run / "logs" / "metrics.csv") if r.get("test_acc")}
+    assert logged == {0, 1, 2, 3}  # Lightning's own log counts from 0; no epoch lost to a resume
+    assert "epochs: 4" in (run / "config.yaml").read_text()  # the applied change is recorded
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 4
+
+
+def test_a_failed_or_refused_resume_changes_nothing(cifar_tree, capsys):
+    assert main(train_args(cifar_tree, "--epochs", "2", "--name", "keep")) == 0
+    capsys.readouterr()
+    run = runs() / "keep"
+    before = snapshot(run)
+    # a setting that would make the run something else is refused, naming it
+    assert main(train_args(cifar_tree, "--epochs", "3", "--name", "keep", "--resume", "--lr", "0.5")) == 2
+    err = capsys.readouterr().err
+    assert "--resume" in err and "lr 0.001 -> 0.5" in err and err.count("\n") == 1
+    assert snapshot(run) == before
+    # a truncated last.ckpt: told apart from an unsafe one, with how to go on
+    last = run / "checkpoints" / "last.ckpt"
+    data = last.read_bytes()
+    last.write_bytes(data[: len(data) // 2])
+    before = snapshot(run)
+    assert main(train_args(cifar_tree, "--epochs", "3", "--name", "keep", "--resume")) == 2
+    err = capsys.readouterr().err
+    assert "truncated or corrupt" in err and "--force" in err and "best.ckpt" in err
+    assert "refusing" not in err and err.count("\n") == 1
+    assert snapshot(run) == before
+    # --force starts over
+    assert main(train_args(cifar_tree, "--epochs", "1", "--name", "keep", "--force")) == 0
+    assert [int(r["epoch"]) for r in rows(run / "metrics.csv")] == [1]
+
+
+def test_resume_of_a_missing_run_is_a_clear_error(cifar_tree, capsys):
+    assert main(train_args(cifar_tree, "--epochs", "1", "--name", "ghost", "--resume")) == 2
+    assert "no run" in capsys.readouterr().err and not (runs() / "ghost").exists()
+
+
+# ---- disks -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def mount_tmpfs(tmp_path):
+    """Mount a tmpfs with the given options (root only; skipped elsewhere)."""
+    mounted = []
+
+    def mount(name: str, options: str) -> Path:
+        point = tmp_path / name
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True)
+        if done.returncode:
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()[:80]})")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True)
+
+
+def test_read_only_runs_folder(cifar_tree, mount_tmpfs):
+    ro = mount_tmpfs("ro", "ro,size=1m")
+    done = cli(*train_args(cifar_tree, "--epochs", "1", "--runs-dir", str(ro / "runs")))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith("cnnlab: error: cannot create") and "read-only file system" in line and str(ro) in line
+
+
+def test_read_only_cache_folder(cifar_tree, mount_tmpfs):
+    ro = mount_tmpfs("ro", "ro,size=1m")
+    done = subprocess.run(
+        [sys.executable, "-m", "cnnlab", *train_args(cifar_tree, "--epochs", "1")], capture_output=True, text=True,
+        timeout=300, env={**os.environ, "CNNLAB_CACHE": str(ro / "cache")})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "read-only file system" in done.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runs as root to drop to an unprivileged user")
+def test_missing_permission(cifar_tree, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o755)  # owned by root: user nobody may read, not write
+    for p in [tmp_path, *tmp_path.parents]:
+        if p != Path("/"):
+            os.chmod(p, os.stat(p).st_mode | 0o005)
+    os.chmod(cifar_tree, 0o755)
+    env = {**os.environ, "CNNLAB_RUNS": str(locked / "runs"), "CNNLAB_CACHE": str(tmp_path / "nobody-cache"),
+           "HOME": str(tmp_path)}
+    (tmp_path / "nobody-cache").mkdir(mode=0o777)
+    os.chmod(tmp_path / "nobody-cache", 0o777)
+    done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
+                           "cnnlab", *train_args(cifar_tree, "--epochs", "1")], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert done.returncode == 2, done.stderr[-2000:]
+    line = done.stderr.strip().splitlines()[-1]
+    assert "permission denied" in line and str(locked) in line and "Traceback" not in done.stderr
+
+
+def test_full_disk_leaves_no_truncated_file(cifar_tree, mount_tmpfs):
+    full = mount_tmpfs("full", "size=256k")
+    done = cli(*train_args(cifar_tree, "--epochs", "2", "--name", "f", "--runs-dir", str(full)))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "no space left on device" in done.stderr.strip().splitlines()[-1] and "Traceback" not in done.stderr
+    run = full / "cifar" / "f"
+    assert not list(run.rglob("*.tmp-*"))  # no temporary file left behind
+    for ckpt in run.rglob("*.ckpt"):  # whatever exists is whole
+        read_checkpoint(ckpt)
+    if (run / "metrics.csv").exists():
+        rows(run / "metrics.csv")
+
+
+def test_full_disk_cache(cifar_tree, mount_tmpfs):
+    full = mount_tmpfs("full", "size=16k")
+    done = subprocess.run([sys.executable, "-m", "cnnlab", *train_args(cifar_tree, "--epochs", "1")],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "CNNLAB_CACHE": str(full)})
+    assert done.returncode == 2 and "no space left on device" in done.stderr and "Traceback" not in done.stderr
+    assert not list(full.rglob("*.pt")) and not list(full.rglob("*.tmp-*"))
+
+
+# ---- simultaneous starts -------------------------------------------------------------------------------------
+
+
+def _start(args) -> str:
+    barrier, runs_dir = args
+    barrier.wait()
+    return new_run_dir("cifar", "same", runs_dir=runs_dir).name
+
+
+def test_eight_simultaneous_starts_get_eight_folders(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Manager().Barrier(8)
+    with ctx.Pool(8) as pool:
+        names = pool.map(_start, [(barrier, str(tmp_path / "r"))] * 8)
+    assert sorted(names) == sorted(["same", *(f"same-{n}" for n in range(2, 9))])
