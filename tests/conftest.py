@@ -25,6 +25,19 @@ def isolated_dirs(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture(scope="session")
+def real_cache(tmp_path_factory) -> Path:
+    """One prepared-data cache for the real-data tests of a session: CIFAR-10's 60,000 JPEGs are
+    decoded once, not once per test."""
+    return tmp_path_factory.mktemp("real-cache")
+
+
+@pytest.fixture
+def real_data_cache(real_cache, monkeypatch) -> Path:
+    monkeypatch.setenv("CNNLAB_CACHE", str(real_cache))
+    return real_cache
+
+
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("real data ../shared/data is absent")

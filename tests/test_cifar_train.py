@@ -11,6 +11,7 @@ import torch
 from cnnlab.cli import main
 from cnnlab.experiments import cifar
 from cnnlab.experiments.cifar import CifarConfig
+from cnnlab.models import list_models
 from cnnlab.train.classifier import accuracy, predict_logits
 from cnnlab.train.engine import load_model_weights
 
@@ -20,7 +21,7 @@ SMALL = {"widths": [8, 16, 32], "dense": [32]}
 
 
 def tiny_config(data_dir, **kw) -> CifarConfig:
-    base = dict(arch="sequential", model=SMALL, data_dir=str(data_dir), epochs=3, batch_size=16, lr=0.05,
+    base = dict(arch="sequential", model=SMALL, data_dir=str(data_dir), epochs=3, batch_size=16,
                 progress=False, logger="none")
     return CifarConfig(**{**base, **kw})
 
@@ -54,9 +55,16 @@ def test_run_folder_contract_and_best_checkpoint(cifar_tree):
     assert summary["test_acc"] == pytest.approx(best_acc, abs=1.01 / len(targets))
 
 
-def test_learns_the_tiny_task(cifar_tree):
-    run_dir = cifar.train(tiny_config(cifar_tree, epochs=30))  # 120 steps of fresh crops and flips
-    assert json.loads((run_dir / "summary.json").read_text())["train_acc"] > 0.5  # chance is 0.1
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_default_recipe_learns_the_tiny_task(cifar_tree, precision, seed):
+    # Each class is one colour plus noise: any classifier should fit it. 30 epochs of 3 batches is 90
+    # steps; the default recipe (AdamW 1e-3, one-cycle) reaches 100% here in both precisions (98.3% at
+    # worst over seeds 0-2), so 0.95 keeps a margin without hiding a recipe that stalls (SGD 0.05: 53-80%).
+    run_dir = cifar.train(tiny_config(cifar_tree, epochs=30, precision=precision, seed=seed))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["hyperparameters"]["precision"] == precision
+    assert summary["train_acc"] >= 0.95, summary["train_acc"]
 
 
 def test_existing_names_get_a_suffix_force_replaces_and_resume_continues(cifar_tree, capsys):
@@ -140,9 +148,15 @@ def test_ddp_two_cpu_processes_write_one_best_checkpoint(cifar_tree, tmp_path):
 
 
 @pytest.mark.realdata
-def test_one_epoch_on_5000_real_images_beats_30_percent():
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+@pytest.mark.parametrize("arch", list_models())
+def test_defaults_learn_two_epochs_of_2000_real_images(arch, precision, real_data_cache):
+    """The quick run people try first: every architecture, at its defaults, clears 35% test accuracy
+    (chance 10%). Measured on 2026-11-29 (Intel, 2 cores): 38.3-46.4% over the five architectures in
+    both precisions, the weakest being residual; 1,000 test images give about +-1.5 points."""
     data = shared_data() / "cifar10-jpg.tar.gz"
-    cfg = CifarConfig(arch="sequential", data_dir=str(data), epochs=1, limit_train=5000, limit_test=2000,
-                      progress=False, logger="none")
+    cfg = CifarConfig(arch=arch, data_dir=str(data), epochs=2, limit_train=2000, limit_test=1000,
+                      precision=precision, progress=False, logger="none")
     summary = json.loads((cifar.train(cfg) / "summary.json").read_text())
-    assert summary["test_acc"] > 0.30, summary["test_acc"]
+    assert summary["test_acc"] >= 0.35, (arch, precision, summary["test_acc"])
