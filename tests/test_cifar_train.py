@@ -160,3 +160,14 @@ def test_defaults_learn_two_epochs_of_2000_real_images(arch, precision, real_dat
                       precision=precision, progress=False, logger="none")
     summary = json.loads((cifar.train(cfg) / "summary.json").read_text())
     assert summary["test_acc"] >= 0.35, (arch, precision, summary["test_acc"])
+
+
+def test_auto_precision_is_printed_once_and_recorded(cifar_tree, capsys):
+    from cnnlab.train.engine import precision_choice
+
+    expected, reason = precision_choice("auto")
+    run_dir = cifar.train(tiny_config(cifar_tree, epochs=2))
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("cnnlab: precision")]
+    assert lines == [f"cnnlab: precision {expected} ({reason})"] and reason.startswith("auto: this")
+    hp = json.loads((run_dir / "summary.json").read_text())["hyperparameters"]
+    assert hp["precision"] == expected and hp["precision_reason"] == reason

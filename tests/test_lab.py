@@ -99,3 +99,19 @@ def test_shipped_presets_are_valid(preset):
     spec = lab_module.read_preset(path)
     for section in ("cifar", "food"):
         assert lab_module.resolve(spec[section]["config"]).is_file()
+
+
+def test_lab_goes_on_after_a_diverged_run_and_exits_3(tiny_preset, tmp_path, capsys):
+    cifar = tmp_path / "cifar.yaml"
+    spec = yaml.safe_load(cifar.read_text())
+    spec["runs"][1].update(lr=1.0e6, epochs=3)  # the residual entry diverges
+    cifar.write_text(yaml.safe_dump(spec))
+    runs = tmp_path / "runs"
+    rc = main(["lab", "--preset", str(tiny_preset), "--data-root", str(tmp_path / "data-root"),
+               "--runs-dir", str(runs), "--no-progress", "--only", "cifar"])
+    assert rc == 3
+    assert "diverged" in capsys.readouterr().err
+    assert json.loads((runs / "cifar" / "residual-s0" / "summary.json").read_text())["status"] == "diverged"
+    assert json.loads((runs / "cifar" / "sequential-s0" / "summary.json").read_text())["status"] == "finished"
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "Runs that diverged" in report and "residual-s0" in report

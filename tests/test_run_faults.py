@@ -255,3 +255,10 @@ def test_eight_simultaneous_starts_get_eight_folders(tmp_path):
     with ctx.Pool(8) as pool:
         names = pool.map(_start, [(barrier, str(tmp_path / "r"))] * 8)
     assert sorted(names) == sorted(["same", *(f"same-{n}" for n in range(2, 9))])
+
+
+def test_read_only_report_folder(tmp_path, mount_tmpfs):
+    ro = mount_tmpfs("ro", "ro,size=1m")
+    done = cli("report", "--runs", str(tmp_path / "no-runs"), "--out", str(ro / "report"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "read-only file system" in done.stderr.strip().splitlines()[-1]

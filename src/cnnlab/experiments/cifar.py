@@ -173,7 +173,7 @@ def train(cfg: CifarConfig) -> Path:
         "hyperparameters": {"optimizer": cfg.optimizer, "lr": cfg.lr, "batch_size": cfg.batch_size,
                             "weight_decay": cfg.weight_decay, "schedule": cfg.schedule,
                             "label_smoothing": cfg.label_smoothing, "crop_padding": cfg.crop_padding,
-                            "flip": cfg.flip, "precision": precision},
+                            "flip": cfg.flip, "precision": precision, "precision_reason": result.precision_reason},
         "train_images": len(splits.train_x), "test_images": len(splits.test_x),
         "wall_time_s": result.wall_time_s, "total_time_s": time.perf_counter() - started,
         "graph": graph.name, "seed": cfg.seed, **environment(),

@@ -178,7 +178,7 @@ def _run_summary(run_dir: Path, cfg, model, result, scores: dict, **extra) -> di
             "best_monitored": result.best_score, **scores, "wall_time_s": result.wall_time_s,
             "seconds_per_epoch": result.wall_time_s / max(result.epochs, 1),
             "hyperparameters": {"loss": cfg.loss, "optimizer": "adam", "lr": cfg.lr, "batch_size": cfg.batch_size,
-                                "precision": result.precision},
+                                "precision": result.precision, "precision_reason": result.precision_reason},
             **extra, "seed": cfg.seed, **environment()}
 
 

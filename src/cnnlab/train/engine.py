@@ -68,6 +68,7 @@ class FitResult:
     epochs: int
     wall_time_s: float
     precision: str = "32-true"  # what the Trainer used
+    precision_reason: str = ""  # why (``auto`` resolved for this machine, or as asked)
     is_global_zero: bool = True
 
 
@@ -187,9 +188,9 @@ def fit(module: pl.LightningModule, train_loader, eval_loader, run_dir: Path, co
     has_eval = eval_loader is not None
     trainer, record = make_trainer(config, run_dir, monitor=monitor, mode=mode, has_eval=has_eval,
                                    keep_log_epochs=done_epochs, **record_kw)
+    reason = precision_choice(config.precision, config.accelerator)[1]
     if trainer.is_global_zero:
-        print(f"cnnlab: precision {trainer.precision} ({precision_choice(config.precision, config.accelerator)[1]})",
-              file=sys.stderr)
+        print(f"cnnlab: precision {trainer.precision} ({reason})", file=sys.stderr)
     for loader in (train_loader, eval_loader):
         if hasattr(loader, "shard"):
             loader.shard(trainer.global_rank, trainer.world_size)
@@ -216,7 +217,7 @@ def fit(module: pl.LightningModule, train_loader, eval_loader, run_dir: Path, co
     return FitResult(best_ckpt=record.best_path, last_ckpt=last, best_epoch=record.best_epoch,
                      best_score=record.best_score if record.best_score is not None else float("nan"),
                      epochs=record.last_epoch, wall_time_s=record.elapsed(), precision=str(trainer.precision),
-                     is_global_zero=trainer.is_global_zero)
+                     precision_reason=reason, is_global_zero=trainer.is_global_zero)
 
 
 def child_of_launcher() -> bool:

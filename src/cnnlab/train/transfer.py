@@ -156,7 +156,8 @@ def fit_phase(model: nn.Module, inputs: Inputs, cfg: Any, run_dir: Path, **recor
 
 def _outcome(result: FitResult, model: nn.Module, inputs: Inputs, phase: str) -> Outcome:
     phase_info = {"phase": phase, "epochs": result.epochs, "best_epoch": result.best_epoch,
-                  "wall_time_s": result.wall_time_s, "trainable_params": count_trainable(model)}
+                  "wall_time_s": result.wall_time_s, "trainable_params": count_trainable(model),
+                  "precision": result.precision, "precision_reason": result.precision_reason}
     return Outcome(result.best_ckpt, result.last_ckpt, result.epochs, result.best_epoch, result.best_score,
                    result.wall_time_s, model, inputs, count_trainable(model), result.is_global_zero, [phase_info])
 
