@@ -115,6 +115,18 @@ def test_ctrl_c_exits_130_with_where_and_how_to_resume(cifar_tree):
     assert [int(r["epoch"]) for r in rows(metrics)] == list(range(1, done + 2))
 
 
+def test_ctrl_c_inside_a_checkpoint_write_is_still_a_clean_interrupt(cifar_tree):
+    helper = Path(__file__).with_name("kill_helper.py")
+    done = subprocess.run([sys.executable, str(helper), "sigint-in-write",
+                           *train_args(cifar_tree, "--epochs", "5", "--name", "w", "--logger", "none")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 130 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "interrupted during epoch" in done.stderr.strip().splitlines()[-1]
+    assert not list((runs() / "w").rglob("*.tmp-*"))
+    for ckpt in (runs() / "w").rglob("*.ckpt"):
+        read_checkpoint(ckpt)
+
+
 # ---- resume keeps the record whole and true -----------------------------------------------------------------
 
 

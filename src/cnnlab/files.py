@@ -84,8 +84,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 class _WriteErrorKept:
-    """A file wrapper that remembers the first OSError of a write: ``torch.save`` reports a full disk
-    as a RuntimeError from its zip writer, losing the errno that says what to do."""
+    """A file wrapper that remembers the first exception of a write: ``torch.save`` turns a full disk,
+    or a Ctrl-C in the middle of a write, into a RuntimeError from its zip writer, losing what it was."""
 
     def __init__(self, raw):
         self.raw, self.error = raw, None
@@ -93,7 +93,7 @@ class _WriteErrorKept:
     def write(self, data) -> int:
         try:
             return self.raw.write(data)
-        except OSError as e:
+        except BaseException as e:  # OSError (full disk) or KeyboardInterrupt
             self.error = self.error or e
             raise
 
@@ -102,7 +102,8 @@ class _WriteErrorKept:
 
 
 def torch_save(obj, path: str | Path) -> Path:
-    """``torch.save(obj)`` to ``path`` atomically; a full or read-only disk is a ``DiskError``."""
+    """``torch.save(obj)`` to ``path`` atomically; a full or read-only disk is a ``DiskError``, and a
+    Ctrl-C during the write stays a KeyboardInterrupt."""
     import torch
 
     with atomic_path(path) as tmp, open(tmp, "wb", buffering=0) as raw:
