@@ -28,13 +28,13 @@ import _common
 
 import torch
 
-from cnnlab.data.features import extract_features
+from cnnlab.train.features import extract_features
 from cnnlab.experiments import food
 from cnnlab.experiments.common import parse_key_values, reuse_or_resume
-from cnnlab.models.backbones import preprocess_for
+from cnnlab.data.preprocess import preprocess_for
 from cnnlab.train.engine import resolve_precision
 from cnnlab.train.freeze import freeze
-from cnnlab.train.runs import read_summary
+from cnnlab.runs import read_summary
 from cnnlab.train.transfer import feature_inputs
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,10 +25,10 @@ import torch.nn.functional as F
 from cnnlab.experiments.notmnist import AEConfig, DenoiseConfig, SvmConfig, denoise, load_images, svm, train_ae
 from cnnlab.metrics import psnr
 from cnnlab.models.autoencoders import create_autoencoder
-from cnnlab.report.tables import to_markdown
+from cnnlab.viz.tables import to_markdown
 from cnnlab.train.autoencoder import cpu_threads
 from cnnlab.train.engine import quiet_lightning
-from cnnlab.train.runs import read_summary
+from cnnlab.runs import read_summary
 
 
 def plain_dense_ae(images, seed: int, epochs: int, batch_size: int = 256) -> dict:

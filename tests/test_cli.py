@@ -8,7 +8,8 @@ from cnnlab.cli import GROUPS, build_parser, main
 
 
 def all_commands():
-    parser = build_parser([])
+    """Every command and sub-command: each group's parser is built as `cnnlab <group> ...` builds it
+    (the top-level parser only lists the groups, without importing them)."""
     commands = []
 
     def walk(p, prefix):
@@ -18,7 +19,10 @@ def all_commands():
                     commands.append(prefix + [name])
                     walk(sub, prefix + [name])
 
-    walk(parser, [])
+    for group in GROUPS:
+        groups = next(a for a in build_parser([group])._actions if isinstance(a, argparse._SubParsersAction))
+        commands.append([group])
+        walk(groups.choices[group], [group])
     return commands
 
 
@@ -37,3 +41,15 @@ def test_a_group_alone_prints_its_help(capsys):
 
 def test_the_lab_groups_exist():
     assert {"cifar", "food", "notmnist"} <= {c[0] for c in all_commands()} and set(GROUPS) >= {"lab", "report"}
+
+
+def test_top_level_help_and_version_import_no_framework():
+    import subprocess
+    import sys
+
+    for flag in ("--help", "--version"):
+        code = ("import sys\nfrom cnnlab.cli import main\ntry:\n    main([%r])\nexcept SystemExit:\n    pass\n"
+                "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'lightning', 'timm', 'torchvision'}))"
+                % flag)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr

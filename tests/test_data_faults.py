@@ -111,6 +111,9 @@ def case_images():
     cases.append(("LA", Image.fromarray(la, "LA"), ".png", _grey3(np.where(la[..., 1] == 0, 255, grey)), 0))
     sixteen = np.array([[0, 257 * 64], [257 * 128, 65535]], dtype=np.uint16)
     cases.append(("I;16", Image.fromarray(sixteen), ".png", _grey3(grey), 0))
+    # 1000/257 = 3.89 shows as 4 (rounded), not 3 (a shift by 8 bits) nor 255 (clipped)
+    odd = np.array([[1000, 40000], [65000, 128]], dtype=np.uint16)
+    cases.append(("I;16 rounding", Image.fromarray(odd), ".png", _grey3(np.array([[4, 156], [253, 0]])), 0))
     cmyk = Image.new("CMYK", (2, 1))
     cmyk.putpixel((0, 0), (255, 0, 0, 0))  # cyan
     cmyk.putpixel((1, 0), (0, 0, 0, 255))  # black

@@ -7,10 +7,11 @@ import pytest
 import torch
 from food_tree import make_food_tree
 
-from cnnlab.data import features as features_module
+from cnnlab.train import features as features_module
 from cnnlab.data.food101 import load_food101
 from cnnlab.experiments.food import FoodConfig, build_net
-from cnnlab.models.backbones import BACKBONES, BackboneEntry, preprocess_for
+from cnnlab.models.backbones import BACKBONES, BackboneEntry
+from cnnlab.data.preprocess import preprocess_for
 from cnnlab.train.transfer import feature_inputs
 
 # A second offline backbone (random weights, fixed by the seed) so a backbone change can be tested offline.

@@ -12,7 +12,8 @@ from PIL import Image
 from cnnlab.data.food101 import decode_image
 from cnnlab.errors import CnnlabError, ConfigError
 from cnnlab.models import backbones
-from cnnlab.models.backbones import (BACKBONES, create_backbone, lite0_weights_file, map_in_order, preprocess_for,
+from cnnlab.data.preprocess import preprocess_for
+from cnnlab.models.backbones import (BACKBONES, create_backbone, lite0_weights_file, map_in_order,
                                      resolve_backbone)
 from cnnlab.models.heads import create_head
 from cnnlab.models.transfer import HeadOnFeatures, TransferNet, pooled_width

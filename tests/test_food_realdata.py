@@ -12,7 +12,8 @@ import torch
 
 from cnnlab.data.food101 import decode_image, load_food101
 from cnnlab.errors import DataError
-from cnnlab.models.backbones import create_backbone, preprocess_for
+from cnnlab.models.backbones import create_backbone
+from cnnlab.data.preprocess import preprocess_for
 
 SHARED_DATA = Path(__file__).parents[2] / "shared" / "data"
 ARCHIVE = SHARED_DATA / "food-101-first10.tar"

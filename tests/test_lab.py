@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from cnnlab.cli import main
-from cnnlab.experiments import lab as lab_module
+from cnnlab import lab as lab_module
 
 from conftest import write_cifar_tree
 from food_tree import make_food_tree

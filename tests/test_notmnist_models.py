@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from cnnlab.metrics import (RAW_BYTES, compression_table, dequantise_8bit, psnr, psnr_from_mse, quantise_8bit,
-                            quantiser_range, ssim)
+from cnnlab.experiments.compression import (RAW_BYTES, compression_table, dequantise_8bit, quantise_8bit,
+                                           quantiser_range)
+from cnnlab.metrics import psnr, psnr_from_mse, ssim
 from cnnlab.models.autoencoders import (AUTOENCODERS, create_autoencoder, describe_autoencoder,
                                         layer_output_shapes, list_autoencoders)
 

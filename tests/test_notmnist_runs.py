@@ -123,7 +123,7 @@ def test_real_notmnist_ae_and_svm(tmp_path):
     if not folder.is_dir():
         pytest.skip("real data ../shared/data is absent")
     from cnnlab.experiments.notmnist import AEConfig, SvmConfig, svm, train_ae
-    from cnnlab.train.runs import read_summary
+    from cnnlab.runs import read_summary
 
     run = train_ae(AEConfig(data_dir=str(folder), epochs=5, progress=False, logger="none"))
     assert read_summary(run)["test_psnr"] > 10.0  # the mean image scores 7.1 dB

@@ -19,7 +19,7 @@ import torch
 
 from cnnlab.cli import main
 from cnnlab.train.checkpoint import read_checkpoint
-from cnnlab.train.runs import new_run_dir
+from cnnlab.runs import new_run_dir
 
 SEQ = ["--arch", "sequential", "--model-opt", "widths=[8,16,32]", "--model-opt", "dense=[32]"]
 
@@ -274,3 +274,51 @@ def test_read_only_report_folder(tmp_path, mount_tmpfs):
     done = cli("report", "--runs", str(tmp_path / "no-runs"), "--out", str(ro / "report"))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "read-only file system" in done.stderr.strip().splitlines()[-1]
+
+
+def test_corrupt_checkpoints_are_called_corrupt_never_unsafe_never_a_traceback(tmp_path):
+    import random
+
+    from cnnlab.errors import CheckpointError
+
+    good = tmp_path / "good.ckpt"
+    torch.save({"state_dict": {"model.w": torch.randn(64, 32)}, "epoch": 3, "callbacks": {"x": {"a": 1.5}}}, good)
+    data = good.read_bytes()
+    rng = random.Random(0)
+    for i in range(150):
+        bad = bytearray(data)
+        if i % 3 == 0:
+            bad = bad[: rng.randrange(len(bad))]
+        else:
+            for _ in range(rng.randint(1, 8)):
+                bad[rng.randrange(len(bad))] = rng.randrange(256)
+        path = tmp_path / f"bad{i}.ckpt"
+        path.write_bytes(bytes(bad))
+        try:
+            read_checkpoint(path)
+        except CheckpointError as e:
+            assert "truncated or corrupt" in str(e) and "refusing" not in str(e), str(e)
+
+
+def test_resume_refuses_a_checkpoint_without_the_record(cifar_tree, capsys):
+    assert main(train_args(cifar_tree, "--epochs", "1", "--name", "old")) == 0
+    last = runs() / "old" / "checkpoints" / "last.ckpt"
+    state = read_checkpoint(last)
+    del state["callbacks"]["EpochRecord"]  # as an older cnnlab wrote it
+    torch.save(state, last)
+    before = snapshot(runs() / "old")
+    capsys.readouterr()
+    assert main(train_args(cifar_tree, "--epochs", "2", "--name", "old", "--resume")) == 2
+    assert "older cnnlab" in capsys.readouterr().err and snapshot(runs() / "old") == before
+
+
+def test_leftovers_of_dead_processes_go_and_those_of_live_ones_stay(tmp_path):
+    from cnnlab import files
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    (tmp_path / f"last.ckpt.tmp-{dead_pid}").write_bytes(b"half")
+    (tmp_path / f"last.ckpt.tmp-{os.getpid()}").write_bytes(b"being written")
+    (tmp_path / f"extracted-x.partial-{dead_pid}").mkdir()
+    assert files.remove_leftovers(tmp_path, (files.TMP_MARK, ".partial-")) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"last.ckpt.tmp-{os.getpid()}"]

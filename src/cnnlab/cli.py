@@ -21,7 +21,7 @@ GROUPS = {
     "cifar": ("cnnlab.experiments.cifar", "Exercise 1: non-sequential CNNs on CIFAR-10"),
     "food": ("cnnlab.experiments.food", "Exercise 2: transfer learning on Food-101 (first N classes)"),
     "notmnist": ("cnnlab.experiments.notmnist", "Exercise 3: autoencoders on notMNIST"),
-    "lab": ("cnnlab.experiments.lab", "run every exercise of a preset, then build the report"),
+    "lab": ("cnnlab.lab", "run every exercise of a preset, then build the report"),
     "report": ("cnnlab.report.build", "build the lab report from recorded runs"),
 }
 
@@ -37,8 +37,10 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="group", metavar="COMMAND")
     wanted = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, help_text) in GROUPS.items():
-        if wanted in GROUPS and name != wanted:
-            sub.add_parser(name, help=help_text)  # listed in --help, not loaded
+        if name != wanted:
+            # Listed in --help but not loaded: a group's module imports torch and Lightning (seconds),
+            # which `cnnlab --help` and `cnnlab --version` do not need.
+            sub.add_parser(name, help=help_text)
             continue
         try:
             mod = importlib.import_module(module)
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cnnlab: error: {disk_error(e, e.filename or '?')}", file=sys.stderr)
         return DiskError.exit_code
     except KeyboardInterrupt:
-        print("cnnlab: interrupted; finished runs and last.ckpt files are kept (re-run with --resume)",
+        print("cnnlab: error: interrupted; finished runs and last.ckpt files are kept (re-run with --resume)",
               file=sys.stderr)
         return 130
 

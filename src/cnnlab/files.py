@@ -129,13 +129,33 @@ def write_text(path: str | Path, text: str) -> Path:
     return write_bytes(path, text.encode())
 
 
-def remove_leftovers(folder: str | Path) -> None:
-    """Delete temporary files that a killed process left in ``folder``."""
-    folder = Path(folder)
-    if folder.is_dir():
-        for p in folder.glob(f"*{TMP_MARK}*"):
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def remove_leftovers(folder: str | Path, marks: tuple[str, ...] = (TMP_MARK,)) -> int:
+    """Delete the temporary files and folders (``<name><mark><pid>``) that killed processes left in
+    ``folder``; those of a live process (another cnnlab writing now) are kept. Returns how many went."""
+    import shutil
+
+    folder, removed = Path(folder), 0
+    if not folder.is_dir():
+        return 0
+    for mark in marks:
+        for p in folder.glob(f"*{mark}*"):
+            pid = p.name.rsplit(mark, 1)[-1]
+            if not pid.isdigit() or _pid_alive(int(pid)):
+                continue
             with contextlib.suppress(OSError):
-                p.unlink()
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+                removed += 1
+    return removed
 
 
 def save_figure(fig, path: str | Path, **savefig_kwargs) -> Path:

@@ -47,6 +47,7 @@ def cached_tensors(kind: str, source: Path, build: Callable[[], dict[str, Any]],
             return torch.load(path, weights_only=True)
         except Exception:
             path.unlink(missing_ok=True)  # a cache file that cannot be read is rebuilt, not trusted
+    files.remove_leftovers(path.parent, (files.TMP_MARK, ".partial-"))  # of killed writers and extractions
     data = build()
     files.torch_save(data, path)
     return data

@@ -90,5 +90,5 @@ def read_rgb(path: str | Path):
             return to_rgb8(upright, path)
     except FileNotFoundError:
         raise DataError(f"{path}: image file is missing") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(f"{path}: unreadable image ({type(e).__name__}: {e})") from None

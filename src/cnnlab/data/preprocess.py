@@ -86,3 +86,14 @@ class TrainTransform:
 
     def __call__(self, x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
         return self.normalize(random_window(x, self.size, g), g)
+
+
+def preprocess_for(model: torch.nn.Module, input_size: int = 0) -> Preprocess:
+    """The model's own preprocessing, from timm's data config (its eval/test input size);
+    ``input_size`` > 0 replaces the input side (quick CPU runs), keeping crop fraction, mean and std."""
+    import timm
+
+    config = dict(timm.data.resolve_model_data_config(model, use_test_size=True))
+    if input_size > 0:
+        config["input_size"] = (3, input_size, input_size)
+    return Preprocess.from_data_config(config)

@@ -27,17 +27,17 @@ from cnnlab.data import cifar10
 from cnnlab.data.augment import Normalize
 from cnnlab.data.loader import TensorLoader, class_balanced_indices, split_balanced
 from cnnlab.errors import ConfigError, TrainingDiverged
-from cnnlab.experiments.common import (add_config_file_flag, command_group, diverged_runs_recorded, fmt_pct,
+from cnnlab.experiments.common import (add_config_file_flag, command_group, diverged_runs_recorded,
                                        open_run, parse_key_values, read_compare_config, resolve_config,
                                        run_or_reuse)
 from cnnlab.models import count_params, create_model, describe, list_models
 from cnnlab.models.inspect import draw_graph, summary_text
 from cnnlab.models.layers import init_from_data
 from cnnlab.paths import runs_root
-from cnnlab.report.tables import write_table
+from cnnlab.viz.tables import fmt_pct, write_table
 from cnnlab.train.classifier import ClassifierModule, ClassifierTrainConfig, accuracy, predict_logits
 from cnnlab.train.engine import fit, load_model_weights
-from cnnlab.train.runs import environment, is_diverged, read_summary, write_summary
+from cnnlab.runs import environment, is_diverged, read_summary, write_summary
 
 EXERCISE = "cifar"
 INPUT = (3, 32, 32)
@@ -133,14 +133,14 @@ def write_model_files(model: torch.nn.Module, run_dir: Path) -> Path:
 
 
 def callback_text(cfg: CifarConfig, split: str) -> str:
-    text = f"ModelCheckpoint(best {split}_acc, max)"
+    text = f"checkpoint of the best {split}_acc (max)"
     if cfg.early_stopping_patience:
         text += f" + EarlyStopping({split}_acc, patience {cfg.early_stopping_patience})"
     return text
 
 
 def train(cfg: CifarConfig) -> Path:
-    """Train one architecture; returns its run folder (see ``cnnlab.train.runs``)."""
+    """Train one architecture; returns its run folder (see ``cnnlab.runs``)."""
     pl.seed_everything(cfg.seed, verbose=False)
     splits = make_splits(cfg)
     model = build_model(cfg)

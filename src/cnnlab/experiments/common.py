@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 import yaml
 
 from cnnlab import config as cfgmod
-from cnnlab.errors import ConfigError, TrainingDiverged
-from cnnlab.train.checkpoint import read_checkpoint
+from cnnlab.errors import CheckpointError, ConfigError, TrainingDiverged
+from cnnlab.train.checkpoint import read_checkpoint, recorded_state
 from cnnlab.train.engine import child_of_launcher
-from cnnlab.train.runs import environment, is_finished, new_run_dir, read_summary, write_summary
+from cnnlab.runs import environment, is_finished, new_run_dir, read_summary, write_summary
 from cnnlab.paths import runs_root
 
 T = TypeVar("T")
@@ -57,8 +57,9 @@ def check_resume(cfg: Any, run_dir: Path) -> None:
             no longer be what its config.yaml says).
     """
     last = run_dir / "checkpoints" / "last.ckpt"
-    if last.is_file():
-        read_checkpoint(last, mmap=True)
+    if last.is_file() and not recorded_state(read_checkpoint(last, mmap=True)):
+        raise CheckpointError(f"{last}: written by an older cnnlab, without the record a resume needs to keep "
+                              f"its logs and best.ckpt true; start over with --force (or another --name)")
     try:
         recorded = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
     except (OSError, yaml.YAMLError):
@@ -173,19 +174,3 @@ def parse_key_values(pairs: list[str] | None, flag: str) -> dict[str, Any]:
         except yaml.YAMLError:
             raise ConfigError(f"{flag}: cannot read the value of {pair!r}") from None
     return out
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for one value, NaN for none)."""
-    n = len(values)
-    if n == 0:
-        return float("nan"), float("nan")
-    mean = sum(values) / n
-    std = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0
-    return mean, std
-
-
-def fmt_pct(values: list[float]) -> str:
-    """Accuracies (fractions) as '91.2' or, over several seeds, '91.2 ± 0.3'."""
-    mean, std = mean_std([100 * v for v in values])
-    return f"{mean:.1f} ± {std:.1f}" if len(values) > 1 else f"{mean:.1f}"

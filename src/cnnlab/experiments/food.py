@@ -22,26 +22,27 @@ from pathlib import Path
 from typing import Any, Literal
 
 import lightning.pytorch as pl
+import timm
 import torch
 
 from cnnlab import config as cfgmod
 from cnnlab import files
 from cnnlab.config import field
 from cnnlab.data.food101 import DEFAULT_NUM_CLASSES, FoodData, load_food101
-from cnnlab.data.preprocess import Preprocess
+from cnnlab.data.preprocess import Preprocess, preprocess_for
 from cnnlab.errors import ConfigError, TrainingDiverged
 from cnnlab.experiments.common import (add_config_file_flag, command_group, diverged_runs_recorded, open_run,
                                        parse_key_values,
                                        read_compare_config, resolve_config, run_or_reuse)
-from cnnlab.models.backbones import BACKBONES, DEFAULT_BACKBONE, describe_backbone, preprocess_for, resolve_backbone
+from cnnlab.models.backbones import BACKBONES, DEFAULT_BACKBONE, resolve_backbone
 from cnnlab.models.heads import parse_head
 from cnnlab.models.transfer import TransferNet, create_transfer_net
 from cnnlab.paths import runs_root
-from cnnlab.report.classification import classification_scores, plot_confusion
-from cnnlab.report.tables import to_markdown, write_table
+from cnnlab.viz.classification import classification_scores, plot_confusion
+from cnnlab.viz.tables import to_markdown, write_table
 from cnnlab.train.classifier import ClassifierTrainConfig, accuracy, predict_logits
 from cnnlab.train.engine import load_model_weights, resolve_precision
-from cnnlab.train.runs import environment, is_diverged, read_summary, write_summary
+from cnnlab.runs import environment, is_diverged, read_summary, write_summary
 from cnnlab.train.transfer import STRATEGIES, Outcome, eval_split, run_device
 
 EXERCISE = "food"
@@ -130,7 +131,7 @@ def logged_train_acc(run_dir: Path, best_epoch: int) -> float:
 
 
 def train(cfg: FoodConfig) -> Path:
-    """Train one backbone + head + strategy; returns its run folder (see ``cnnlab.train.runs``)."""
+    """Train one backbone + head + strategy; returns its run folder (see ``cnnlab.runs``)."""
     pl.seed_everything(cfg.seed, verbose=False)
     started = time.perf_counter()
     net = build_net(cfg)
@@ -243,6 +244,18 @@ def compare(config_path: str | Path, overrides: dict[str, Any] | None = None, ru
     if diverged:
         raise TrainingDiverged(f"{diverged} run(s) diverged; the comparison shows them as diverged ({outputs[0]})")
     return outputs
+
+
+def describe_backbone(name: str) -> dict:
+    """One row of ``cnnlab food backbones`` (built on the meta device: no weights, no memory)."""
+    entry = resolve_backbone(name)
+    with torch.device("meta"):
+        model = timm.create_model(entry.timm_name, pretrained=False, num_classes=0)
+    pre = preprocess_for(model)
+    return {"name": entry.name, "timm model": entry.timm_name,
+            "params (M)": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+            "features": int(getattr(model, "head_hidden_size", None) or model.num_features), "input": f"{pre.input_size}px (cached {pre.stored_size}px)",
+            "mean/std": f"{pre.mean}/{pre.std}", "weights": entry.weights}
 
 
 # ---- command line --------------------------------------------------------------------------------

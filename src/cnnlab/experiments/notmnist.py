@@ -36,18 +36,19 @@ from cnnlab.experiments.common import (add_config_file_flag, command_group, dive
                                        parse_key_values,
                                        resolve_config, reuse_or_resume)
 from cnnlab.experiments.notmnist_svm import FEATURES, FeatureInputs, SvmGrid, svm_table
-from cnnlab.metrics import compression_table, quality
+from cnnlab.experiments.compression import compression_table
+from cnnlab.metrics import quality
 from cnnlab.models.autoencoders import (AUTOENCODERS, code_size_line, create_autoencoder, describe_autoencoder,
                                         list_autoencoders, parameter_bytes)
 from cnnlab.models.describe import describe
 from cnnlab.models.registry import count_params
 from cnnlab.paths import runs_root
-from cnnlab.report import autoencoder_figures as figures
-from cnnlab.report.tables import write_table
+from cnnlab.viz import autoencoder_figures as figures
+from cnnlab.viz.tables import write_table
 from cnnlab.train.autoencoder import (AutoencoderModule, AutoencoderTrainConfig, cpu_threads, encode_all,
                                       reconstruct)
 from cnnlab.train.engine import fit, load_model_weights, resolve_precision
-from cnnlab.train.runs import environment, new_run_dir, read_summary, write_summary
+from cnnlab.runs import environment, new_run_dir, read_summary, write_summary
 
 EXERCISE = "notmnist"
 FIGURE_IMAGES = 10  # test images shown in each figure
@@ -186,7 +187,7 @@ def _run_summary(run_dir: Path, cfg, model, result, scores: dict, **extra) -> di
 
 
 def train_ae(cfg: AEConfig) -> Path:
-    """Train one dense autoencoder; returns its run folder (see ``cnnlab.train.runs``)."""
+    """Train one dense autoencoder; returns its run folder (see ``cnnlab.runs``)."""
     with cpu_threads(cfg.threads):
         return _train_ae(cfg)
 

@@ -11,7 +11,7 @@ Three doors lead to a backbone:
 * any other timm model name (``convnext_tiny.fb_in1k``), pretrained weights from the Hugging Face hub
   (cached by huggingface_hub).
 
-The preprocessing of each backbone is read from its own timm data config (``preprocess_for``), never
+The preprocessing of each backbone is read from its own timm data config (``data.preprocess.preprocess_for``), never
 re-typed here. ``cnnlab food backbones`` lists the registered names.
 """
 
@@ -26,7 +26,6 @@ import timm
 import torch
 from torch import nn
 
-from cnnlab.data.preprocess import Preprocess
 from cnnlab.errors import CnnlabError
 from cnnlab.registry import Registry, did_you_mean
 
@@ -138,15 +137,6 @@ def create_backbone(name: str, pretrained: bool = True, keep_classifier: bool = 
     return model
 
 
-def preprocess_for(model: nn.Module, input_size: int = 0) -> Preprocess:
-    """The model's own preprocessing, from timm's data config (its eval/test input size);
-    ``input_size`` > 0 replaces the input side (quick CPU runs), keeping crop fraction, mean and std."""
-    config = dict(timm.data.resolve_model_data_config(model, use_test_size=True))
-    if input_size > 0:
-        config["input_size"] = (3, input_size, input_size)
-    return Preprocess.from_data_config(config)
-
-
 def weights_digest(model: nn.Module) -> str:
     """A hash of every tensor in the state dict: cached features are keyed on the weights themselves."""
     h = hashlib.sha256()
@@ -154,15 +144,3 @@ def weights_digest(model: nn.Module) -> str:
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-def describe_backbone(name: str) -> dict:
-    """One row of ``cnnlab food backbones`` (built on the meta device: no weights, no memory)."""
-    entry = resolve_backbone(name)
-    with torch.device("meta"):
-        model = timm.create_model(entry.timm_name, pretrained=False, num_classes=0)
-    pre = preprocess_for(model)
-    return {"name": entry.name, "timm model": entry.timm_name,
-            "params (M)": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
-            "features": int(getattr(model, "head_hidden_size", None) or model.num_features), "input": f"{pre.input_size}px (cached {pre.stored_size}px)",
-            "mean/std": f"{pre.mean}/{pre.std}", "weights": entry.weights}

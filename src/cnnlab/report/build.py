@@ -17,7 +17,7 @@ from cnnlab.paths import runs_root
 from cnnlab.report import exercise1, exercise2, exercise3, questions
 from cnnlab.report.document import Document, Heading, Paragraph, Table, write
 from cnnlab.report.runs import load_runs
-from cnnlab.train.runs import environment
+from cnnlab.runs import environment
 
 
 def provenance(doc: Document, runs_dir: Path) -> None:

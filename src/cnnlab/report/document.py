@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab import files
-from cnnlab.report import tables
+from cnnlab.viz import tables
 
 
 @dataclass

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cnnlab.report.curves import plot_curves
+from cnnlab.viz.curves import plot_curves
 from cnnlab.report.document import Document, Figure, Heading, Missing, Paragraph, Preformatted, Table
-from cnnlab.experiments.common import fmt_pct as pct, mean_std
+from cnnlab.viz.tables import fmt_pct as pct, mean_std
 from cnnlab.report.runs import add_diverged, Entry, group_by_entry, load_runs
 
 HOW = "Run `cnnlab cifar compare --config configs/cifar/table1-quick.yaml` (or `cnnlab lab`)."
@@ -73,7 +73,7 @@ def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:
         doc.add(Missing("no finished CIFAR-10 runs in " + str(runs_dir / "cifar"), HOW))
         return {}
     entries = group_by_entry(runs)
-    doc.add(Paragraph("Each model was trained with a ModelCheckpoint callback that keeps the weights of the "
+    doc.add(Paragraph("Each model was trained with a checkpoint callback that keeps the weights of the "
                       "epoch with the best monitored accuracy; train and test accuracy are those of that "
                       "checkpoint, re-evaluated on the full splits without augmentation."))
     doc.add(Table(table1_rows(entries), caption="Table 1: architectures, callbacks and accuracies"

@@ -43,7 +43,7 @@ def answer_b(ex1: dict[str, Any]) -> str:
 
 
 def answer_c(ex1: dict[str, Any]) -> str:
-    return ("A ModelCheckpoint callback watches a metric after every epoch and saves the weights whenever it improves, "
+    return ("A checkpoint callback (Keras' ModelCheckpoint; cnnlab's EpochRecord) watches a metric after every epoch and saves the weights whenever it improves, "
             "so the model kept is the best epoch's rather than the last one's; training can overshoot "
             "and a later epoch may be worse. Monitoring test accuracy, as the lab asks, makes the reported test "
             "accuracy optimistic, because the test set chose the epoch; an honest protocol monitors a held-out "

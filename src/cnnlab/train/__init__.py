@@ -1,1 +1,1 @@
-"""Training engine shared by every exercise: Lightning modules, the Trainer set-up, run folders."""
+"""Training engine shared by every exercise: Lightning modules, the Trainer set-up, checkpoints, frozen features."""

@@ -31,6 +31,7 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from cnnlab import files
@@ -54,16 +55,26 @@ def read_checkpoint(path: str | Path, *, mmap: bool = False) -> dict[str, Any]:
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError as e:
-        if "Unsupported global" in str(e) or "weights_only" in str(e).lower():
+    except Exception as e:  # noqa: BLE001 - a damaged file can fail in any way while unpickling
+        if isinstance(e, pickle.UnpicklingError) and "unsupported global" in str(e).lower() and _zip_intact(path):
             raise CheckpointError(f"{path}: refusing to load: it holds Python objects that only pickle could "
                                   "rebuild (it could run code); cnnlab checkpoints hold tensors only") from None
-        raise CheckpointError(corrupt_message(path, e)) from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as e:
         raise CheckpointError(corrupt_message(path, e)) from None
     if not isinstance(state, dict):
         raise CheckpointError(corrupt_message(path, TypeError(f"holds a {type(state).__name__}, not a checkpoint")))
     return state
+
+
+def _zip_intact(path: Path) -> bool:
+    """True when every record of the checkpoint (a zip archive) matches its CRC: a flipped byte can make
+    the pickle name a global that does not exist, which must read as damage, not as a threat."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return False
 
 
 def corrupt_message(path: Path, error: BaseException) -> str:
@@ -130,6 +141,15 @@ def write_rows(path: Path, header: list[str], rows: list[dict[str, Any]]) -> Non
     writer.writeheader()
     writer.writerows(rows)
     files.write_text(path, out.getvalue())
+
+
+def keep_rows(path: Path, keep) -> list[str]:
+    """Rewrite the CSV at ``path`` (atomically) with only the rows for which ``keep(row)`` is true;
+    returns its header ([] when there is no file)."""
+    header, rows = read_rows(path)
+    if header:
+        write_rows(path, header, [r for r in rows if keep(r)])
+    return header
 
 
 class EpochRecord(Checkpoint):
@@ -226,18 +246,17 @@ class EpochRecord(Checkpoint):
         write_rows(self.metrics_path, header, kept + [row])
 
     def on_fit_start(self, trainer, pl_module):
-        if self.resumed and trainer.is_global_zero:
-            self._reconcile()
+        if trainer.is_global_zero:
+            files.remove_leftovers(self.dirpath)  # temporary files of a killed process
+            files.remove_leftovers(self.run_dir)
+            if self.resumed:
+                self._reconcile()
 
     def _reconcile(self) -> None:
         """After a resume: drop rows of epochs that no checkpoint holds, and finish a best.ckpt copy that
         a kill interrupted."""
-        files.remove_leftovers(self.dirpath)
-        files.remove_leftovers(self.run_dir)
-        header, rows = read_rows(self.metrics_path)
-        if rows:
-            keep = self.last_epoch + self.epoch_offset
-            write_rows(self.metrics_path, header, [r for r in rows if int(r["epoch"]) <= keep])
+        kept_epochs = self.last_epoch + self.epoch_offset
+        keep_rows(self.metrics_path, lambda r: int(r["epoch"]) <= kept_epochs)
         if self.monitor and self.best_epoch and self.best_epoch == self.last_epoch:
             best_holds = None
             if self.best_path.is_file():
@@ -274,13 +293,12 @@ class _KeepingWriter(ExperimentWriter):
         super().__init__(log_dir)
 
     def _check_log_dir_exists(self) -> None:
-        path = Path(self.metrics_file_path)
-        header, rows = read_rows(path)
-        if not header:
-            return
-        kept = [r for r in rows if r.get("epoch") not in (None, "") and float(r["epoch"]) < self.keep_epochs]
-        write_rows(path, header, kept)
+        header = keep_rows(Path(self.metrics_file_path),
+                           lambda r: r.get("epoch") not in (None, "") and float(r["epoch"]) < self.keep_epochs)
         self.metrics_keys = list(header)
+
+    def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:  # Lightning's rewrites in place
+        write_rows(Path(self.metrics_file_path), fieldnames, read_rows(Path(self.metrics_file_path))[1])
 
 
 class ResumableCSVLogger(CSVLogger):
@@ -291,6 +309,7 @@ class ResumableCSVLogger(CSVLogger):
         self.keep_epochs = keep_epochs
 
     @property
+    @rank_zero_experiment
     def experiment(self) -> ExperimentWriter:
         if self._experiment is None:
             files.make_dirs(self.root_dir)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
+import signal
 import sys
 import warnings
 from dataclasses import dataclass
@@ -121,18 +123,26 @@ def _logger(kind: str, run_dir: Path, keep_epochs: int = 0):
     return False
 
 
+def _loss_text(loss: torch.Tensor | None) -> str:
+    value = float(loss) if loss is not None else float("nan")
+    return f"{value:g}" if not math.isfinite(value) else "NaN or infinite on another DDP rank"
+
+
 class FiniteLoss(pl.Callback):
     """Stops training at the first NaN or infinite training loss with ``TrainingDiverged``: carrying on
     would only write NaN weights and a result that means nothing."""
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if loss is None or bool(torch.isfinite(loss.detach()).all()):
+        finite = loss is None or bool(torch.isfinite(loss.detach()).all())
+        if trainer.world_size > 1:  # every rank stops together, or the others hang in the next all-reduce
+            finite = not trainer.strategy.reduce_boolean_decision(not finite, all=False)
+        if finite:
             return
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
         epoch, step = trainer.current_epoch + 1, trainer.global_step
         raise TrainingDiverged(
-            f"training diverged: the loss became {float(loss):g} at epoch {epoch}, step {step} (lr {lr:g}); "
+            f"training diverged: the loss became {_loss_text(loss)} at epoch {epoch}, step {step} (lr {lr:g}); "
             f"try a lower learning rate (--lr) or 32-true precision; the run is recorded as diverged",
             info={"diverged_epoch": epoch, "diverged_step": step, "diverged_lr": lr})
 
@@ -202,6 +212,7 @@ def fit(module: pl.LightningModule, train_loader, eval_loader, run_dir: Path, co
                         weights_only=True)  # data only: a checkpoint never runs code
     except SystemExit:
         if trainer.interrupted:  # Lightning turns Ctrl-C into sys.exit(1) after its own clean-up
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # which left Ctrl-C ignored
             where = f"interrupted during epoch {trainer.current_epoch + 1}"
             if not record.saved_epoch:
                 raise TrainingInterrupted(f"{where}, before any epoch finished: nothing to resume; "
@@ -214,6 +225,8 @@ def fit(module: pl.LightningModule, train_loader, eval_loader, run_dir: Path, co
         e.info.update(epochs=record.last_epoch, best_epoch=record.best_epoch, wall_time_s=record.elapsed(),
                       precision=trainer.precision)
         raise
+    if not record.last_epoch and last.is_file():  # ddp_spawn trained in workers: read what they recorded
+        record.load_state_dict(recorded_state(read_checkpoint(last, mmap=True)))
     return FitResult(best_ckpt=record.best_path, last_ckpt=last, best_epoch=record.best_epoch,
                      best_score=record.best_score if record.best_score is not None else float("nan"),
                      epochs=record.last_epoch, wall_time_s=record.elapsed(), precision=str(trainer.precision),

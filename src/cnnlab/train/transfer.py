@@ -1,7 +1,7 @@
 """Transfer-learning strategies for a ``TransferNet`` (backbone + head), all trained by ``engine.fit``.
 
 * ``frozen``: the backbone in eval mode without gradients (``freeze``). By default its pooled features
-  are computed once and cached (``data.features``) and the head trains from them in seconds, its
+  are computed once and cached (``train.features``) and the head trains from them in seconds, its
   checkpoints holding the head alone (``HeadOnFeatures``); with ``cache=False`` every batch goes through
   the backbone, with augmentation.
 * ``finetune``: the keras.io recipe in two phases. Phase 1 is ``frozen`` for ``head_epochs`` (into
@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from cnnlab import config as cfgmod
-from cnnlab.data.features import cached_features
+from cnnlab.train.features import cached_features
 from cnnlab.data.food101 import FoodData
 from cnnlab.data.loader import TensorLoader
 from cnnlab.data.preprocess import Preprocess

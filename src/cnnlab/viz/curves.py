@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from cnnlab import files
+
 
 def read_metrics(run_dir: Path) -> list[dict[str, float]]:
     path = Path(run_dir) / "metrics.csv"
@@ -46,7 +48,6 @@ def plot_curves(runs: dict[str, Path], out: Path, metrics: tuple[str, ...] = ("a
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    files.save_figure(fig, out, dpi=110)
     plt.close(fig)
     return out

@@ -19,11 +19,11 @@ from cnnlab import config as cfgmod
 from cnnlab.errors import ConfigError, TrainingDiverged
 from cnnlab.experiments.common import reuse_or_resume, same_run
 from cnnlab.paths import runs_root
-from cnnlab.train.runs import is_finished
+from cnnlab.runs import is_finished
 
 SECTIONS = ("cifar", "food", "notmnist", "report")
 NOTMNIST_STEPS = ("ae", "sweep", "svm", "denoise")
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def preset_path(preset: str) -> Path:

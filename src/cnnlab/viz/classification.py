@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from cnnlab import files
+
 
 def confusion_matrix(predictions: torch.Tensor, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
     """(K, K) counts; row = true class, column = predicted class."""
@@ -62,6 +64,6 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: str | P
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=120)
+    files.save_figure(fig, path, dpi=120)
     plt.close(fig)
     return path

@@ -65,3 +65,19 @@ def write_table(rows: list[dict[str, Any]], path_stem: str | Path, caption: str 
     files.write_text(csv_path, out.getvalue())
     files.write_text(tex, to_latex(rows, caption))
     return [md, csv_path, tex]
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value, NaN for none)."""
+    n = len(values)
+    if n == 0:
+        return float("nan"), float("nan")
+    mean = sum(values) / n
+    std = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0
+    return mean, std
+
+
+def fmt_pct(values: list[float]) -> str:
+    """Accuracies (fractions) as '91.2' or, over several seeds, '91.2 ± 0.3'."""
+    mean, std = mean_std([100 * v for v in values])
+    return f"{mean:.1f} ± {std:.1f}" if len(values) > 1 else f"{mean:.1f}"
