@@ -53,3 +53,29 @@ def test_top_level_help_and_version_import_no_framework():
                 % flag)
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
         assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
+
+
+def test_progress_bars_go_to_stderr_count_epochs_from_1_and_name_the_split(capsys):
+    from cnnlab.train.engine import ProgressBar
+
+    bar = ProgressBar("val")
+    assert bar.validation_description == "Evaluating val"
+    train_bar = bar.init_train_tqdm()
+    train_bar.total = 3
+    train_bar.set_description("Epoch 1/2")
+    train_bar.update(1)
+    train_bar.close()
+    out, err = capsys.readouterr()
+    assert out == "" and "Epoch 1/2" in err
+
+
+def test_no_bar_frames_when_output_is_not_a_terminal(cifar_tree):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "cnnlab", "cifar", "train", "--arch", "sequential", "--model-opt",
+                           "widths=[8,16,32]", "--data-dir", str(cifar_tree), "--epochs", "2", "--batch-size", "16"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("\n") == 1 and "test acc" in done.stdout  # one line: where the results are
+    assert "it/s" not in done.stderr and "Epoch" not in done.stderr

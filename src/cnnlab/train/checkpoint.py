@@ -78,11 +78,11 @@ def _zip_intact(path: Path) -> bool:
 
 
 def corrupt_message(path: Path, error: BaseException) -> str:
-    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    reason = (str(error).splitlines() or [type(error).__name__])[0].split(". ")[0]  # its first sentence
     hint = ("the run cannot continue from it: start over with --force (or another --name); "
             "checkpoints/best.ckpt still holds the best epoch so far") if path.name == "last.ckpt" else \
         "retrain the run (--force) to write it again"
-    return f"{path}: checkpoint is truncated or corrupt ({reason[:120]}); {hint}"
+    return f"{path}: checkpoint is truncated or corrupt ({reason[:160]}); {hint}"
 
 
 def load_model_weights(model: torch.nn.Module, ckpt_path: str | Path, prefix: str = "model.") -> torch.nn.Module:

@@ -8,6 +8,7 @@ passed straight through (so DDP on several GPUs or nodes is Lightning's, not our
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -21,7 +22,7 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.callbacks import EarlyStopping, TQDMProgressBar
 
 from cnnlab.config import field
 from cnnlab.errors import CnnlabError, TrainingDiverged, TrainingInterrupted
@@ -44,7 +45,7 @@ class EngineConfig:
     strategy: str = field("auto", "Lightning strategy: auto, ddp, ddp_spawn, ...")
     precision: str = field("auto", "auto (bf16-mixed on CUDA and on CPUs with native bf16, else 32-true), 32-true, bf16-mixed, 16-mixed")
     logger: Literal["none", "csv", "tensorboard"] = field("csv", "Lightning logger writing into the run folder")
-    progress: bool = field(True, "show progress bars")
+    progress: bool = field(True, "progress bars on stderr, when it is a terminal")
     resume: bool = field(False, "continue the named run from its checkpoints/last.ckpt")
     force: bool = field(False, "replace an existing run of the same name instead of adding a suffix")
 
@@ -123,6 +124,58 @@ def _logger(kind: str, run_dir: Path, keep_epochs: int = 0):
     return False
 
 
+@contextlib.contextmanager
+def _stdout_is_stderr():
+    """Lightning's bars write to ``sys.stdout`` as it is when each bar is made: point it at stderr."""
+    stdout, sys.stdout = sys.stdout, sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout = stdout
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's bars on stderr (stdout keeps only results), epochs counted from 1 as in
+    ``metrics.csv``, and the evaluated split named ("evaluating test", not "Validation")."""
+
+    def __init__(self, eval_split: str = "test"):
+        super().__init__()
+        self.eval_split = eval_split
+
+    @property
+    def validation_description(self) -> str:
+        return f"Evaluating {self.eval_split}"
+
+    def init_train_tqdm(self):
+        with _stdout_is_stderr():
+            return super().init_train_tqdm()
+
+    def init_validation_tqdm(self):
+        with _stdout_is_stderr():
+            return super().init_validation_tqdm()
+
+    def init_sanity_tqdm(self):
+        with _stdout_is_stderr():
+            return super().init_sanity_tqdm()
+
+    def init_predict_tqdm(self):
+        with _stdout_is_stderr():
+            return super().init_predict_tqdm()
+
+    def init_test_tqdm(self):
+        with _stdout_is_stderr():
+            return super().init_test_tqdm()
+
+    def on_train_epoch_start(self, trainer, *args):
+        super().on_train_epoch_start(trainer, *args)
+        self.train_progress_bar.set_description(f"Epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")
+
+
+def show_progress(config: EngineConfig) -> bool:
+    """Bars only where someone watches: asked for, and stderr is a terminal (no frames in a log file)."""
+    return config.progress and sys.stderr.isatty()
+
+
 def _loss_text(loss: torch.Tensor | None) -> str:
     value = float(loss) if loss is not None else float("nan")
     return f"{value:g}" if not math.isfinite(value) else "NaN or infinite on another DDP rank"
@@ -152,6 +205,8 @@ def make_trainer(config: EngineConfig, run_dir: Path, *, monitor: str, mode: str
     """A Trainer wired to ``run_dir`` (see ``fit``); returns it and its ``EpochRecord``."""
     record = EpochRecord(run_dir, monitor if has_eval else None, mode, **record_kw)
     callbacks: list[pl.Callback] = [FiniteLoss(), record]
+    if show_progress(config):
+        callbacks.append(ProgressBar(monitor.split("_")[0] if has_eval else "train"))
     if config.early_stopping_patience > 0 and has_eval:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=config.early_stopping_patience))
     trainer = pl.Trainer(
@@ -165,7 +220,7 @@ def make_trainer(config: EngineConfig, run_dir: Path, *, monitor: str, mode: str
         logger=_logger(config.logger, run_dir, keep_log_epochs),
         plugins=[AtomicCheckpointIO()],
         enable_checkpointing=True,  # EpochRecord is the checkpoint callback (no default ModelCheckpoint added)
-        enable_progress_bar=config.progress,
+        enable_progress_bar=show_progress(config),
         enable_model_summary=False,  # we write our own model_summary.txt
         num_sanity_val_steps=0,
         log_every_n_steps=50,
