@@ -72,11 +72,12 @@ def test_sweep_writes_table_and_plot_and_reuses_runs(tiny, tmp_path, capsys):
     assert capsys.readouterr().out.count("reusing finished run") == 2
 
 
-def test_svm_table_on_tiny_data(tiny, tmp_path):
+def test_svm_table_on_tiny_data(tiny, tmp_path, capsys):
     rc = main(["notmnist", "svm", "--data-dir", str(tiny), "--epochs", "1", "--code-dim", "4", "--batch-size", "32",
                "--cv-folds", "2", "--c-values", "1,10", "--gamma-scales", "1", *QUIET])
     assert rc == 0
     run = runs(tmp_path) / "svm"
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"{run}: SVM table in {run / 'svm.md'} (also .csv, .tex)"
     with (run / "svm.csv").open() as f:
         rows = {r["features"]: r for r in csv.DictReader(f)}
     assert set(rows) == {"raw", "ae", "pca"}

@@ -354,7 +354,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_svm(args: argparse.Namespace) -> int:
-    svm(resolve_config(SvmConfig, args))
+    run_dir = svm(resolve_config(SvmConfig, args))
+    print(f"{run_dir}: SVM table in {run_dir / 'svm.md'} (also .csv, .tex)")
     return 0
 
 
