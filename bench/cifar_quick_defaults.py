@@ -1,5 +1,6 @@
 """The quick run people try first: 2 epochs on 2,000 real CIFAR-10 images, every architecture, both
-precisions, the default recipe against the previous one (SGD 0.05, weight decay 5e-4, 4-px crops),
+precisions, the default recipe against the previous one (SGD 0.05, weight decay 5e-4, 4-px crops,
+batch 64),
 side by side in one run. Test accuracy on a fixed, class-balanced 1,000-image subset.
 
     python bench/cifar_quick_defaults.py [--seeds 1] [--archs a,b] [--precisions 32-true,bf16-mixed]
@@ -22,7 +23,7 @@ from cnnlab.experiments import cifar
 from cnnlab.experiments.cifar import CifarConfig
 from cnnlab.models import list_models
 
-PREVIOUS = {"optimizer": "sgd", "lr": 0.05, "weight_decay": 5e-4, "crop_padding": 4}
+PREVIOUS = {"optimizer": "sgd", "lr": 0.05, "weight_decay": 5e-4, "crop_padding": 4, "batch_size": 64}
 
 
 def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:

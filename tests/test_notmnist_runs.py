@@ -119,16 +119,17 @@ def test_bad_settings_exit_2(tiny, bad, capsys):
 
 @pytest.mark.realdata
 @pytest.mark.slow
-def test_real_notmnist_ae_and_svm(tmp_path):
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_real_notmnist_ae_and_svm(tmp_path, precision):
     folder = REAL_DATA / "notmnist"
     if not folder.is_dir():
         pytest.skip("real data ../shared/data is absent")
     from cnnlab.experiments.notmnist import AEConfig, SvmConfig, svm, train_ae
     from cnnlab.runs import read_summary
 
-    run = train_ae(AEConfig(data_dir=str(folder), epochs=5, progress=False, logger="none"))
+    run = train_ae(AEConfig(data_dir=str(folder), epochs=5, precision=precision, progress=False, logger="none"))
     assert read_summary(run)["test_psnr"] > 10.0  # the mean image scores 7.1 dB
-    svm_run = svm(SvmConfig(data_dir=str(folder), features=["raw"], cv_samples=500, c_values=[10.0],
-                            gamma_scales=[1.0], progress=False))
-    (row,) = json.loads((svm_run / "summary.json").read_text())["rows"]
-    assert row["test_acc"] > 0.80
+    svm_run = svm(SvmConfig(data_dir=str(folder), features=["raw", "ae"], epochs=5, logger="none", cv_samples=500, c_values=[10.0],
+                            gamma_scales=[1.0], precision=precision, progress=False))
+    rows = {r["features"]: r for r in json.loads((svm_run / "summary.json").read_text())["rows"]}
+    assert rows["raw"]["test_acc"] > 0.80 and rows["ae"]["test_acc"] > 0.70

@@ -53,6 +53,9 @@ class CifarConfig(ClassifierTrainConfig):
     limit_test: int = field(0, "class-balanced subset of the test images (0: all)")
     monitor: Literal["test", "val"] = field("test", "split whose accuracy picks best.ckpt: test (as the lab asks) or val (10% of train held out)")
     val_fraction: float = field(0.1, "fraction of train held out when monitoring val")
+    # 32 by default: the first runs people try are a few epochs on a few thousand images, where the number
+    # of steps matters more than the throughput per image (bench/cifar_quick_defaults.py).
+    batch_size: int = field(32, "images per batch (per device)")
     # Off by default: on runs of a few epochs, crops cost more than they regularise; recipes for longer
     # runs set it (Table 1 and the fast recipe do).
     crop_padding: int = field(0, "random-crop augmentation padding in pixels (0: off; 2-4 pays on long runs)")
