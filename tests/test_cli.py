@@ -79,3 +79,20 @@ def test_no_bar_frames_when_output_is_not_a_terminal(cifar_tree):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("\n") == 1 and "test acc" in done.stdout  # one line: where the results are
     assert "it/s" not in done.stderr and "Epoch" not in done.stderr
+
+
+def test_cache_list_and_clear(tmp_path, capsys, monkeypatch):
+    import os
+    from pathlib import Path
+
+    cache = Path(os.environ["CNNLAB_CACHE"])
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / "cifar10-abc.pt").write_bytes(b"x" * 3_000_000)
+    (cache / "extracted-food-101-def").mkdir()
+    (cache / "extracted-food-101-def" / "a.jpg").write_bytes(b"y" * 1_000_000)
+    assert main(["cache", "list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[0] == "3.0" and out[0].endswith("cifar10-abc.pt")
+    assert out[-1] == f"{cache}: 2 entries, 4.0 MB"
+    assert main(["cache", "clear"]) == 0
+    assert "removed 2 entries, freed 4.0 MB" in capsys.readouterr().out and list(cache.iterdir()) == []

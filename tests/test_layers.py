@@ -3,7 +3,7 @@ each other. Every ``import cnnlab...`` counts, also those inside functions (they
 
     base (errors, files, paths, registry, config, metrics, runs: the run-folder contract)
       <- data | models | viz   (independent leaves)
-      <- train <- experiments <- report <- lab, cli (top)
+      <- train <- experiments <- report <- lab, cache_command, cli (top)
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "cnnlab"
 BASE = {"cnnlab", "cnnlab.errors", "cnnlab.files", "cnnlab.paths", "cnnlab.registry", "cnnlab.config", "cnnlab.metrics",
         "cnnlab.runs"}
-RANK = {"data": 1, "models": 1, "viz": 1, "train": 2, "experiments": 3, "report": 4, "lab": 5, "cli": 5, "__main__": 5}
+RANK = {"data": 1, "models": 1, "viz": 1, "train": 2, "experiments": 3, "report": 4, "lab": 5, "cli": 5, "__main__": 5,
+        "cache_command": 5}
 
 
 def module_name(path: Path) -> str:

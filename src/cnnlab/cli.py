@@ -23,6 +23,7 @@ GROUPS = {
     "notmnist": ("cnnlab.experiments.notmnist", "Exercise 3: autoencoders on notMNIST"),
     "lab": ("cnnlab.lab", "run every exercise of a preset, then build the report"),
     "report": ("cnnlab.report.build", "build the lab report from recorded runs"),
+    "cache": ("cnnlab.cache_command", "list or clear the prepared-data cache (decoded datasets, features)"),
 }
 
 
