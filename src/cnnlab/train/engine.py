@@ -134,6 +134,15 @@ def _stdout_is_stderr():
         sys.stdout = stdout
 
 
+def _on_stderr(make_bar):
+    """A bar factory of TQDMProgressBar, made while ``sys.stdout`` points at stderr."""
+    @functools.wraps(make_bar)
+    def make(self):
+        with _stdout_is_stderr():
+            return make_bar(self)
+    return make
+
+
 class ProgressBar(TQDMProgressBar):
     """Lightning's bars on stderr (stdout keeps only results), epochs counted from 1 as in
     ``metrics.csv``, and the evaluated split named ("evaluating test", not "Validation")."""
@@ -146,25 +155,11 @@ class ProgressBar(TQDMProgressBar):
     def validation_description(self) -> str:
         return f"Evaluating {self.eval_split}"
 
-    def init_train_tqdm(self):
-        with _stdout_is_stderr():
-            return super().init_train_tqdm()
-
-    def init_validation_tqdm(self):
-        with _stdout_is_stderr():
-            return super().init_validation_tqdm()
-
-    def init_sanity_tqdm(self):
-        with _stdout_is_stderr():
-            return super().init_sanity_tqdm()
-
-    def init_predict_tqdm(self):
-        with _stdout_is_stderr():
-            return super().init_predict_tqdm()
-
-    def init_test_tqdm(self):
-        with _stdout_is_stderr():
-            return super().init_test_tqdm()
+    init_train_tqdm = _on_stderr(TQDMProgressBar.init_train_tqdm)
+    init_validation_tqdm = _on_stderr(TQDMProgressBar.init_validation_tqdm)
+    init_sanity_tqdm = _on_stderr(TQDMProgressBar.init_sanity_tqdm)
+    init_predict_tqdm = _on_stderr(TQDMProgressBar.init_predict_tqdm)
+    init_test_tqdm = _on_stderr(TQDMProgressBar.init_test_tqdm)
 
     def on_train_epoch_start(self, trainer, *args):
         super().on_train_epoch_start(trainer, *args)
