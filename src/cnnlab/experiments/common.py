@@ -60,13 +60,8 @@ def check_resume(cfg: Any, run_dir: Path) -> None:
     if last.is_file() and not recorded_state(read_checkpoint(last, mmap=True)):
         raise CheckpointError(f"{last}: written by an older cnnlab, without the record a resume needs to keep "
                               f"its logs and best.ckpt true; start over with --force (or another --name)")
-    try:
-        recorded = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        recorded = {}
-    wanted = cfgmod.to_dict(cfg)
-    changed = [f"{k} {recorded[k]!r} -> {v!r}" for k, v in wanted.items()
-               if k in recorded and recorded[k] != v and k not in HOW_NOT_WHAT + RESUME_MAY_CHANGE]
+    changes = config_changes(cfg, run_dir, ignore=HOW_NOT_WHAT + RESUME_MAY_CHANGE) or {}
+    changed = [f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items()]
     if changed:
         raise ConfigError(f"--resume: {run_dir} was trained with other settings ({'; '.join(changed)}); only "
                           f"{', '.join(RESUME_MAY_CHANGE)} may change on a resume: drop the other flags, or "
@@ -88,14 +83,20 @@ def diverged_runs_recorded(run_dir: Path, exercise: str, params: int, **describe
         raise
 
 
-def same_run(cfg: Any, run_dir: Path) -> bool:
-    """True when ``run_dir`` was made from a config equal to ``cfg`` in everything that matters."""
+def config_changes(cfg: Any, run_dir: Path, ignore: tuple[str, ...]) -> dict[str, tuple[Any, Any]] | None:
+    """The settings of ``cfg`` that differ from ``run_dir/config.yaml``, as (recorded, wanted), leaving
+    out ``ignore``; None when the recorded config cannot be read."""
     try:
         recorded = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
     except (OSError, yaml.YAMLError):
-        return False
-    wanted = cfgmod.to_dict(cfg)
-    return all(recorded.get(k) == v for k, v in wanted.items() if k not in HOW_NOT_WHAT)
+        return None
+    return {k: (recorded.get(k), v) for k, v in cfgmod.to_dict(cfg).items()
+            if k not in ignore and recorded.get(k) != v}
+
+
+def same_run(cfg: Any, run_dir: Path) -> bool:
+    """True when ``run_dir`` was made from a config equal to ``cfg`` in everything that matters."""
+    return config_changes(cfg, run_dir, ignore=HOW_NOT_WHAT) == {}
 
 
 def reuse_or_resume(exercise: str, cfg: T) -> tuple[T, Path | None]:
