@@ -8,7 +8,6 @@ the data on the next run that needs it, so clearing it loses no result.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:,.1f} MB"
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+def cmd_list() -> int:
     root = cache_root()
     rows = entries(root)
     for path, size, mtime in rows:
@@ -42,7 +41,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_clear(args: argparse.Namespace) -> int:
+def cmd_clear() -> int:
     root = cache_root()
     rows = entries(root)
     with translated(root, "clear"):
@@ -51,11 +50,3 @@ def cmd_clear(args: argparse.Namespace) -> int:
     print(f"{root}: removed {len(rows)} entries, freed {_mb(sum(s for _, s, _ in rows))} "
           f"(rebuilt from the data when next needed)")
     return 0
-
-
-def add_commands(sub: argparse._SubParsersAction, name: str, help_text: str) -> None:
-    group = sub.add_parser(name, help=help_text, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    group.set_defaults(group_parser=group)
-    cmds = group.add_subparsers(metavar="COMMAND")
-    cmds.add_parser("list", help="entries of the prepared-data cache with their sizes").set_defaults(func=cmd_list)
-    cmds.add_parser("clear", help="delete every entry (rebuilt from the data when next needed)").set_defaults(func=cmd_clear)

@@ -1,156 +1,317 @@
-"""Configs are small typed dataclasses: defaults in code, YAML files on top, command-line flags last.
+"""Configs: small typed dataclasses, composed per command; one grammar for YAML, flags and Python.
 
-An unknown key or a value of the wrong type is a ``ConfigError`` that names the key. Every field's
-``metadata["help"]`` doubles as its ``--help`` text, so a config class is also its command's flags.
+A command's config is a dataclass whose fields are values or other dataclasses (its parts: ``run``,
+``hardware``, ``optim``, ``data``, ...). A **key** is the dotted path to a value: ``optim.lr``,
+``data.limit_train``, ``hardware.strategy``. The same keys work everywhere:
+
+- YAML: nested mappings (``optim: {lr: 0.1}``) or dotted keys (``optim.lr: 0.1``);
+- the command line: ``--optim.lr 0.1`` (dashes or underscores; lists as ``8,16`` or ``[8, 16]``;
+  booleans as ``--flip`` / ``--no-flip`` / ``--flip false``; a mapping's entries as ``--model.widths [32,64]``);
+- Python: ``build(CifarConfig, {"optim.lr": 0.1})`` or ``build(CifarConfig, lr=0.1)``.
+
+A key's last part alone is a **shorthand** when no other key of the same config ends in it (``lr`` for
+``optim.lr``), except the names in ``NO_SHORTHAND``; a config class may declare more in ``ALIASES``
+(names of earlier versions). An unknown key is a ``ConfigError`` with a "did you mean".
+
+Type checks and conversion are jsonargparse's (the parser behind LightningCLI), fed from the dataclasses;
+each field's ``help`` (see ``field``) is its ``--help`` text. Importing this module imports no torch, so
+``--help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import types
+import functools
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
 from cnnlab.errors import ConfigError
-from cnnlab.registry import did_you_mean
+from cnnlab.registry import did_you_mean  # noqa: F401  (re-exported for config users)
 
 T = TypeVar("T")
 
+# ``strategy`` is the transfer strategy in Food-101 commands: Lightning's is always ``hardware.strategy``,
+# so ``--strategy`` never means two things.
+NO_SHORTHAND = frozenset({"strategy"})
+TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
 
 def field(default: Any, help: str, **kwargs: Any) -> Any:
-    """A dataclass field with its help text; lists/dicts get a default_factory."""
+    """A dataclass field with its help text; lists, dicts and dataclass parts get a default_factory."""
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kwargs)
+    if dataclasses.is_dataclass(default):
+        return dataclasses.field(default_factory=lambda: dataclasses.replace(default), metadata={"help": help}, **kwargs)
     return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
 
 
-def _check_value(key: str, value: Any, annotation: Any) -> Any:
-    """Return ``value`` converted to ``annotation`` where that is lossless, else raise naming ``key``."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(annotation)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _check_value(key, value, option)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
-    if origin is typing.Literal:
-        choices = typing.get_args(annotation)
-        if value not in choices:
-            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, choices))}{did_you_mean(str(value), map(str, choices))}")
-        return value
-    if origin in (list, tuple):
-        if isinstance(value, str):
-            value = [v for v in value.split(",") if v != ""]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        (item_type, *_) = typing.get_args(annotation) or (Any,)
-        items = [_check_value(f"{key}[{i}]", v, item_type) for i, v in enumerate(value)]
-        return list(items) if origin is list else tuple(items)
-    if origin is dict or annotation is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return dict(value)
-    if dataclasses.is_dataclass(annotation):
-        if isinstance(value, annotation):
-            return value
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return from_dict(annotation, value, prefix=f"{key}.")
-    if annotation is Any:
-        return value
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
-            return value.lower() in ("true", "yes", "1", "on")
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
-    if annotation is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
-    if annotation is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
-    if annotation is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
-    return value
+# ---- the keys of a config class ------------------------------------------------------------------
 
 
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+@dataclass(frozen=True)
+class Leaf:
+    """One settable value of a config: its dotted key, type, default and help text."""
+
+    key: str
+    type: Any
+    default: Any
+    help: str
+
+    @property
+    def is_bool(self) -> bool:
+        return self.type is bool
+
+    @property
+    def is_list(self) -> bool:
+        return typing.get_origin(self.type) in (list, tuple)
+
+    @property
+    def is_mapping(self) -> bool:
+        return self.type is dict or typing.get_origin(self.type) is dict
 
 
-def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
-    """Build ``cls`` from a mapping; unknown keys and wrong types raise ``ConfigError``."""
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return dataclasses.MISSING
+
+
+@functools.cache
+def leaves(cls: type) -> dict[str, Leaf]:
+    """Every value of ``cls`` by dotted key, parts walked in field order."""
+    out: dict[str, Leaf] = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            out.update({f"{f.name}.{k}": dataclasses.replace(v, key=f"{f.name}.{k}") for k, v in leaves(kind).items()})
+        else:
+            out[f.name] = Leaf(f.name, kind, _default(f), f.metadata.get("help", ""))
+    return out
+
+
+@functools.cache
+def parts(cls: type) -> frozenset[str]:
+    """The dotted keys of ``cls``'s nested parts (``optim``, ``data``, ...)."""
+    pieces = [key.split(".") for key in leaves(cls)]
+    return frozenset(".".join(p[:i]) for p in pieces for i in range(1, len(p)))
+
+
+@functools.cache
+def shorthands(cls: type) -> dict[str, str]:
+    """Bare names that stand for a nested key (``lr`` -> ``optim.lr``), plus ``cls.ALIASES``."""
+    by_name: dict[str, list[str]] = {}
+    for key in leaves(cls):
+        by_name.setdefault(key.rsplit(".", 1)[-1], []).append(key)
+    out = {name: keys[0] for name, keys in by_name.items()
+           if len(keys) == 1 and "." in keys[0] and name not in NO_SHORTHAND}
+    out.update(getattr(cls, "ALIASES", {}))
+    return out
+
+
+def canonical(cls: type, key: str) -> str:
+    """The dotted key that ``key`` (any spelling: dashes, shorthand, alias) names in ``cls``.
+
+    Raises:
+        ConfigError: no such key, with the closest known one.
+    """
+    key = key.strip().replace("-", "_")
+    known = leaves(cls)
+    if key in known or key in parts(cls):
+        return key
+    if key in shorthands(cls):
+        return shorthands(cls)[key]
+    head, _, rest = key.partition(".")
+    if rest:
+        head = canonical(cls, head) if head not in parts(cls) else head
+        if head in known and known[head].is_mapping:
+            return f"{head}.{rest}"  # an entry of a mapping (e.g. an architecture option)
+        if head in parts(cls):
+            inner = f"{head}.{rest}"
+            if inner in known or inner in parts(cls):
+                return inner
+    names = list(known) + list(shorthands(cls))
+    raise ConfigError(f"unknown config key {key!r}{did_you_mean(key, names)}")
+
+
+def flatten(cls: type, data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``data`` (nested mappings, dotted keys or shorthands) as {dotted key: value} for ``cls``.
+
+    Raises:
+        ConfigError: an unknown key, or a part given something other than a mapping.
+    """
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
-    hints = _hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in data:
-        if key not in names:
-            raise ConfigError(f"unknown config key {prefix}{key!r}{did_you_mean(str(key), names)}")
-    values = {key: _check_value(prefix + key, value, hints[key]) for key, value in data.items()}
-    return cls(**values)
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
+    out: dict[str, Any] = {}
+    known = leaves(cls)
+    for raw, value in data.items():
+        key = canonical(cls, prefix + str(raw)) if prefix else canonical(cls, str(raw))
+        if key in parts(cls):
+            if dataclasses.is_dataclass(value):
+                value = dataclasses.asdict(value)
+            out.update(flatten(cls, value, prefix=key + "."))
+        elif key in known:
+            out[key] = value
+        else:  # "model.widths": one entry of the mapping ``model``
+            head, _, entry = key.partition(".")
+            while head not in known:
+                more, _, entry = entry.partition(".")
+                head = f"{head}.{more}"
+            out.setdefault(head, dict(known[head].default or {}))
+            out[head] = {**out[head], entry: value}
+    return out
+
+
+def nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """{"optim.lr": 0.1} -> {"optim": {"lr": 0.1}}."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        *path, last = key.split(".")
+        node = out
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return out
+
+
+# ---- parsing and building, through jsonargparse ---------------------------------------------------
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value)) or "none"
+    return str(value)
+
+
+def _help_text(leaf: Leaf) -> str:
+    """The field's help and its default; an empty default says nothing (the help says what is derived)."""
+    if leaf.default in ("", None, {}) or leaf.default is dataclasses.MISSING:
+        return leaf.help
+    return f"{leaf.help} (default: {_shown(leaf.default)})"
+
+
+@functools.cache
+def parser(cls: type) -> Any:
+    """jsonargparse's parser of ``cls``; each option shows its help, its default and its shorthand."""
+    from jsonargparse import ArgumentParser
+
+    p = ArgumentParser(exit_on_error=False, add_help=False, formatter_class=_formatter())
+    p.add_class_arguments(cls)
+    short = {v: k for k, v in shorthands(cls).items()}
+    known = leaves(cls)
+    for action in p._actions:
+        if action.dest in parts(cls) or action.dest not in known:
+            action.help = argparse.SUPPRESS  # jsonargparse's per-part config files: one --config is enough
+            continue
+        leaf = known[action.dest]
+        action.help = _help_text(leaf)
+        shown = ["--" + (action.dest if "." in action.dest else action.dest.replace("_", "-"))]
+        if action.dest in short:
+            shown.append("--" + short[action.dest].replace("_", "-"))
+        action.option_strings = shown
+        if leaf.is_bool:
+            action.metavar = "{true,false}"
+        elif leaf.is_list:
+            action.metavar = "A,B,..."
+    return p
+
+
+def _formatter() -> type:
+    from jsonargparse import DefaultHelpFormatter
+
+    class Formatter(DefaultHelpFormatter):
+        """Each option's help as written (with its default): no type, no argparse expansion."""
+
+        def _get_help_string(self, action):
+            return (action.help or "").replace("%", "%%")
+
+    return Formatter
+
+
+def _jsonargparse_error(e: BaseException) -> ConfigError:
+    text = " ".join(str(e).split())
+    text = text.replace('Parser key "', "").replace('":', ":", 1)
+    return ConfigError(text)
+
+
+def build(cls: type[T], values: dict[str, Any] | None = None, **more: Any) -> T:
+    """A ``cls`` from its defaults with ``values`` and ``more`` on top (any key spelling, see above).
+
+    Raises:
+        ConfigError: an unknown key, a value of the wrong type, or a check of the config class failing.
+    """
+    flat = flatten(cls, {**(values or {}), **more})
+    try:
+        namespace = parser(cls).parse_object(nest(_plain(flat)))
+    except (argparse.ArgumentError, ValueError, TypeError) as e:
+        raise _jsonargparse_error(e) from None
+    return _construct(cls, namespace.as_dict())
+
+
+def _plain(flat: dict[str, Any]) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in flat.items()}
+
+
+def _construct(cls: type[T], data: dict[str, Any]) -> T:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        kwargs[f.name] = _construct(hints[f.name], value) if dataclasses.is_dataclass(hints[f.name]) else value
+    return cls(**kwargs)
 
 
 def to_dict(config: Any) -> dict[str, Any]:
+    """The config as nested plain data (what ``config.yaml`` holds)."""
     return dataclasses.asdict(config)
 
 
-def replace(config: T, overrides: dict[str, Any]) -> T:
-    """A copy of ``config`` with ``overrides`` applied (each checked like a YAML value)."""
-    merged = to_dict(config)
-    merged.update(overrides)
-    return from_dict(type(config), merged)
+def flat_dict(config: Any) -> dict[str, Any]:
+    """The config as {dotted key: value}."""
+    return flatten(type(config), to_dict(config))
+
+
+def replace(config: T, changes: dict[str, Any] | None = None, **more: Any) -> T:
+    """A copy of ``config`` with ``changes`` (any key spelling), checked like any other value."""
+    return build(type(config), {**flat_dict(config), **flatten(type(config), {**(changes or {}), **more})})
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping at the top of a YAML file.
+
+    Raises:
+        ConfigError: missing file, invalid YAML, or something other than a mapping at the top.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
     return data
 
 
 def load(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> T:
-    """Defaults, then the YAML file at ``path``, then ``overrides`` (e.g. from flags)."""
-    data = read_yaml(path) if path else {}
-    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    """Defaults, then the YAML file at ``path``, then ``overrides``; errors name the file."""
     try:
-        return from_dict(cls, data)
+        data = flatten(cls, read_yaml(path)) if path else {}
     except ConfigError as e:
-        raise ConfigError(f"{path}: {e}" if path else str(e)) from None
+        raise ConfigError(f"{path}: {e}") from None
+    return build(cls, {**data, **flatten(cls, overrides or {})})
 
 
 def save(config: Any, path: str | Path) -> None:
@@ -160,49 +321,73 @@ def save(config: Any, path: str | Path) -> None:
     files.write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
-# ---- command-line flags generated from a config class --------------------------------------------
+# ---- the command line ----------------------------------------------------------------------------
 
 
-def _flag_type(annotation: Any) -> Any:
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        options = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return _flag_type(options[0])
-    if origin is typing.Literal:
-        return str
-    if origin in (list, tuple):
-        return str  # comma separated, converted by _check_value
-    return {int: int, float: float, str: str}.get(annotation, str)
+def split_argv(argv: list[str]) -> tuple[list[tuple[str, str | None]], list[str]]:
+    """``--key value`` / ``--key=value`` / ``--flag`` tokens as (key, raw value or None), and positionals.
+    Whether a bare ``--key`` takes the next token is decided later, by the key's type."""
+    options: list[tuple[str, str | None]] = []
+    positionals: list[str] = []
+    tokens = list(argv)
+    while tokens:
+        token = tokens.pop(0)
+        if token.startswith("--") and len(token) > 2:
+            key, sep, value = token[2:].partition("=")
+            options.append((key, value if sep else None))
+            if not sep and tokens and not tokens[0].startswith("--"):
+                options[-1] = (key, "\0" + tokens.pop(0))  # \0: taken from the next token, maybe not ours
+        else:
+            positionals.append(token)
+    return options, positionals
 
 
-def _metavar(annotation: Any) -> str:
-    kind = _flag_type(annotation)
-    if typing.get_origin(annotation) in (list, tuple):
-        return "A,B,..."
-    return {int: "N", float: "X"}.get(kind, "TEXT")
+def overrides_from_argv(cls: type, options: list[tuple[str, str | None]]) -> tuple[dict[str, Any], list[str]]:
+    """The keys of ``cls`` set by ``options`` (from ``split_argv``), typed; and the tokens that were
+    next to a boolean flag but are not its value (positionals).
 
-
-def add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
-    """One ``--flag`` per field of ``cls`` (underscores become dashes); defaults stay None so that
-    only the flags a user actually typed override the YAML file."""
-    group = parser.add_argument_group(f"{cls.__name__} (also settable in the YAML config)")
-    hints = _hints(cls)
-    for f in dataclasses.fields(cls):
-        if f.name in skip or dataclasses.is_dataclass(hints[f.name]) or typing.get_origin(hints[f.name]) is dict:
+    Raises:
+        ConfigError: an unknown option (with a "did you mean"), a missing value or a wrong type.
+    """
+    known = leaves(cls)
+    rewritten: list[str] = []
+    spare: list[str] = []
+    for raw, value in options:
+        negated = False
+        try:
+            key = canonical(cls, raw)
+        except ConfigError:
+            if not raw.startswith("no-") and not raw.startswith("no_"):
+                raise ConfigError(f"unknown option --{raw}{_suggest(cls, raw)}") from None
+            negated, key = True, canonical(cls, raw[3:])
+        leaf = known.get(key)
+        taken = value is not None and value.startswith("\0")
+        value = value[1:] if taken else value
+        if leaf is not None and leaf.is_bool:
+            if value is not None and value.lower() not in TRUE + FALSE:
+                if not taken:
+                    raise ConfigError(f"--{raw}: expected true or false, got {value!r}")
+                spare.append(value)
+                value = None
+            truth = value is None or value.lower() in TRUE
+            rewritten += [f"--{key}", "false" if truth == negated else "true"]
             continue
-        flag = "--" + f.name.replace("_", "-")
-        annotation = hints[f.name]
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        help_text = f"{f.metadata.get('help', '')} [default: {default}]".replace("%", "%%")
-        if annotation is bool:
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-            continue
-        choices = typing.get_args(annotation) if typing.get_origin(annotation) is typing.Literal else None
-        group.add_argument(flag, dest=f.name, type=_flag_type(annotation), default=None, choices=choices,
-                           metavar=None if choices else _metavar(annotation), help=help_text)
+        if negated:
+            raise ConfigError(f"unknown option --{raw}{_suggest(cls, raw)}")
+        if value is None:
+            raise ConfigError(f"--{raw}: expected a value")
+        if leaf is not None and leaf.is_list and not value.lstrip().startswith("["):
+            value = "[" + value + "]"  # 8,16,32 as well as [8, 16, 32]
+        rewritten += [f"--{key}", value]
+    try:
+        namespace = parser(cls).parse_args(rewritten, defaults=False)
+    except (argparse.ArgumentError, ValueError, TypeError) as e:
+        raise _jsonargparse_error(e) from None
+    given = flatten(cls, namespace.as_dict())
+    return given, spare
 
 
-def flags_to_overrides(args: argparse.Namespace, cls: type) -> dict[str, Any]:
-    """The config fields the user set on the command line."""
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
-            if getattr(args, f.name, None) is not None}
+def _suggest(cls: type, raw: str) -> str:
+    names = [k.replace("_", "-") for k in [*leaves(cls), *shorthands(cls)]]
+    close = did_you_mean(raw.replace("_", "-"), names)
+    return close.replace("'", "--", 1).replace("'", "", 1) if close else ""

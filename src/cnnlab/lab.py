@@ -4,12 +4,14 @@
 
 Resumable: finished runs are reused, an interrupted run continues from its last checkpoint, so a killed
 ``cnnlab lab`` started again loses no finished work. Ends by printing where the report is.
+
+A lab preset (``cnnlab/presets/lab/*.yaml``) has one section per exercise: ``cifar`` and ``food`` name a
+comparison preset (``preset``, ``seeds``, and ``overrides``: config keys for every run), ``notmnist`` the
+config keys of each step (``ae``, ``sweep``, ``svm``, ``denoise``), ``report`` its ``out`` folder.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -17,105 +19,88 @@ from typing import Any
 
 from cnnlab import config as cfgmod
 from cnnlab.errors import ConfigError, TrainingDiverged
-from cnnlab.experiments.common import reuse_or_resume, same_run
+from cnnlab.experiments.common import preset_path, reuse_or_resume
+from cnnlab.experiments.configs import CompareOptions, LabConfig
 from cnnlab.paths import runs_root
-from cnnlab.runs import is_finished
 
 SECTIONS = ("cifar", "food", "notmnist", "report")
+COMPARE_KEYS = ("preset", "seeds", "overrides")
 NOTMNIST_STEPS = ("ae", "sweep", "svm", "denoise")
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def preset_path(preset: str) -> Path:
-    """A preset name (``quick``, ``full``) or a YAML path; relative config paths in it are looked up in
-    the current folder first, then in the project's own folder."""
-    candidate = Path(preset)
-    if candidate.suffix in (".yaml", ".yml"):
-        if not candidate.is_file():
-            raise ConfigError(f"preset file not found: {candidate}")
-        return candidate
-    for base in (Path.cwd(), REPO_ROOT):
-        path = base / "configs" / "lab" / f"{preset}.yaml"
-        if path.is_file():
-            return path
-    known = sorted(p.stem for p in (REPO_ROOT / "configs" / "lab").glob("*.yaml"))
-    raise ConfigError(f"unknown preset {preset!r}; known: {', '.join(known)} (or a path to a .yaml file)")
 
 
 def read_preset(path: Path) -> dict[str, Any]:
+    """A lab preset, its sections and steps checked (``ConfigError`` naming the unknown one)."""
     preset = cfgmod.read_yaml(path)
-    unknown = set(preset) - set(SECTIONS)
-    if unknown:
-        raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(unknown))} (expected {', '.join(SECTIONS)})")
-    steps = set(preset.get("notmnist") or {}) - set(NOTMNIST_STEPS)
-    if steps:
-        raise ConfigError(f"{path}: unknown notmnist step(s) {', '.join(sorted(steps))} (expected {', '.join(NOTMNIST_STEPS)})")
+    checks = [("section", set(preset), SECTIONS)]
+    checks += [(f"{name} key", set(preset.get(name) or {}), COMPARE_KEYS) for name in ("cifar", "food")]
+    checks += [("notmnist step", set(preset.get("notmnist") or {}), NOTMNIST_STEPS)]
+    for what, found, expected in checks:
+        unknown = sorted(found - set(expected))
+        if unknown:
+            raise ConfigError(f"{path}: unknown {what}(s) {', '.join(unknown)}"
+                              f"{cfgmod.did_you_mean(unknown[0], expected)} (expected {', '.join(expected)})")
     return preset
 
 
-def resolve(path: str) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() or p.exists() else REPO_ROOT / p
+def run_compare(exercise: str, section: dict[str, Any], runs_dir: str, common: dict[str, Any]) -> None:
+    from importlib import import_module
 
-
-def run_cifar(section: dict[str, Any], runs_dir: str, common: dict[str, Any]) -> None:
-    from cnnlab.experiments import cifar
-
-    cifar.compare(resolve(section["config"]), seeds=int(section.get("seeds", 1)),
-                  overrides={**common, **(section.get("set") or {})}, runs_dir=runs_dir)
-
-
-def run_food(section: dict[str, Any], runs_dir: str, common: dict[str, Any]) -> None:
-    from cnnlab.experiments import food
-
-    food.compare(resolve(section["config"]), overrides={**common, **(section.get("set") or {})}, runs_dir=runs_dir)
+    module = import_module(f"cnnlab.experiments.{exercise}")
+    options = CompareOptions(preset=str(section.get("preset", "quick")), seeds=int(section.get("seeds", 1)),
+                             runs_dir=runs_dir)
+    module.compare(options, overrides={**common, **(section.get("overrides") or {})})
 
 
 def run_notmnist(section: dict[str, Any], runs_dir: str, common: dict[str, Any]) -> None:
+    from cnnlab.experiments import configs
     from cnnlab.experiments import notmnist as nm
 
     def make(cls, key):
-        return cfgmod.from_dict(cls, {**common, **(section.get(key) or {}), "runs_dir": runs_dir})
+        return cfgmod.build(cls, {**common, **cfgmod.flatten(cls, section.get(key) or {}), "run.runs_dir": runs_dir})
 
     if "ae" in section:
-        nm.trained_ae(make(nm.AEConfig, "ae"))
+        nm.trained_ae(make(configs.AEConfig, "ae"))
     if "sweep" in section:
-        nm.sweep(make(nm.SweepConfig, "sweep"))
+        nm.sweep(make(configs.SweepConfig, "sweep"))
     if "svm" in section:
-        cfg = make(nm.SvmConfig, "svm")
-        done = [p for p in sorted((runs_root(runs_dir) / "notmnist").glob(f"{cfg.name}*"))
-                if is_finished(p) and same_run(cfg, p)]
+        cfg = make(configs.SvmConfig, "svm")
+        done = nm.finished_svm(cfg)
         if done:
-            print(f"cnnlab: reusing finished run {done[0]}")
+            print(f"cnnlab: reusing finished run {done}")
         else:
             nm.svm(cfg)
     if "denoise" in section:
-        cfg, finished = reuse_or_resume("notmnist", make(nm.DenoiseConfig, "denoise"))
+        cfg, finished = reuse_or_resume("notmnist", make(configs.DenoiseConfig, "denoise"))
         if finished is not None:
             print(f"cnnlab: reusing finished run {finished}")
         else:
             nm.denoise(cfg)
 
 
-RUNNERS = {"cifar": run_cifar, "food": run_food, "notmnist": run_notmnist}
+def lab(cfg: LabConfig) -> Path:
+    """Run every exercise of ``cfg.preset`` (reusing finished runs), then build the report; returns its page.
 
-
-def lab(preset: str, data_root: str | None = None, runs_dir: str | None = None, progress: bool = True,
-        only: list[str] | None = None) -> Path:
-    path = preset_path(preset)
+    Raises:
+        ConfigError: unknown preset, section or key. TrainingDiverged: some run diverged (the others,
+            and the report, still ran).
+    """
+    path = preset_path("lab", cfg.preset)
     spec = read_preset(path)
-    if data_root:
-        os.environ["CNNLAB_DATA"] = str(Path(data_root).expanduser().resolve())
-    runs_dir = str(runs_root(runs_dir))
+    runs_dir = str(runs_root(cfg.runs_dir or None))
     # The data root decides where data comes from: a preset's own data_dir would override it.
-    common = {"data_dir": "", "progress": progress}
+    common = {"data.data_dir": "", "run.progress": cfg.progress}
+    if cfg.data_root:
+        common["data.data_root"] = str(Path(cfg.data_root).expanduser().resolve())
+    runners = {"cifar": lambda s: run_compare("cifar", s, runs_dir, common),
+               "food": lambda s: run_compare("food", s, runs_dir, common),
+               "notmnist": lambda s: run_notmnist(s, runs_dir, common)}
     started = time.perf_counter()
     diverged = []
-    for name, runner in RUNNERS.items():
-        if name in spec and (not only or name in only):
+    for name, runner in runners.items():
+        if name in spec and (not cfg.only or name in cfg.only):
             print(f"\n=== {name} ({path.name}) ===", flush=True)
             try:
-                runner(spec[name] or {}, runs_dir, common)
+                runner(spec[name] or {})
             except TrainingDiverged as e:  # the other exercises and the report still run
                 print(f"cnnlab: {name}: {e}", file=sys.stderr)
                 diverged.append(name)
@@ -129,18 +114,10 @@ def lab(preset: str, data_root: str | None = None, runs_dir: str | None = None, 
     return page
 
 
-def cmd_lab(args: argparse.Namespace) -> int:
-    lab(args.preset, args.data_root, args.runs_dir, progress=args.progress, only=args.only)
+def cmd_lab(cfg: LabConfig) -> int:
+    unknown = sorted(set(cfg.only) - {"cifar", "food", "notmnist"})
+    if unknown:
+        raise ConfigError(f"only: unknown exercise {unknown[0]!r}{cfgmod.did_you_mean(unknown[0], ['cifar', 'food', 'notmnist'])}"
+                          f" (expected cifar, food, notmnist)")
+    lab(cfg)
     return 0
-
-
-def add_commands(sub: argparse._SubParsersAction, name: str, help_text: str) -> None:
-    p = sub.add_parser(name, help=help_text, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default="quick", help="quick, full, or a preset YAML file [default: quick]")
-    p.add_argument("--data-root", default=None, help="folder holding the datasets in any accepted form "
-                                                      "[default: $CNNLAB_DATA, else ~/.cache/cnnlab]")
-    p.add_argument("--runs-dir", default=None, help="folder holding the runs [default: ./runs]")
-    p.add_argument("--only", action="append", choices=list(RUNNERS), help="run only this exercise (repeatable); "
-                                                                          "the report is always rebuilt")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bars")
-    p.set_defaults(func=cmd_lab)

@@ -1,6 +1,6 @@
 """CIFAR-10 from any of its usual forms, decoded once into a cached uint8 tensor file.
 
-Accepted sources (``--data-dir``, or looked up in the data root before anything is downloaded):
+Accepted sources (``data_dir``, or looked up in the data root before anything is downloaded):
   * a folder holding torchvision's ``cifar-10-batches-py/`` (or that folder itself);
   * an image-folder tree ``train/<class>/*.{png,jpg}`` and ``test/<class>/*``;
   * a ``.tar`` / ``.tar.gz`` of either (one top-level folder allowed), extracted safely once.
@@ -183,7 +183,7 @@ def download(base: Path) -> Path:
     except Exception as e:  # URLError, socket errors, HTTP errors: all mean "no copy and no network"
         raise DataError(
             f"CIFAR-10 not found in {base} and the download failed ({type(e).__name__}); put a copy there "
-            f"(e.g. cifar10-jpg.tar.gz or cifar-10-batches-py/), or pass --data-dir PATH / --data-root PATH "
+            f"(e.g. cifar10-jpg.tar.gz or cifar-10-batches-py/), or pass data_dir PATH / data_root PATH "
             f"or set CNNLAB_DATA") from None
     return base / "cifar-10-batches-py"
 

@@ -1,10 +1,10 @@
 """notMNIST (letters A-J, 28x28 grey) read from the four idx files of the notMNIST-to-MNIST repository.
 
 Where the files are looked for, first match wins:
-``--data-dir PATH`` (and nowhere else when it is given), ``<data root>/notmnist/``, ``<data root>/``
-(data root: ``--data-root``, ``$CNNLAB_DATA`` or ``~/.cache/cnnlab``),
+``data_dir PATH`` (and nowhere else when it is given), ``<data root>/notmnist/``, ``<data root>/``
+(data root: ``data_root``, ``$CNNLAB_DATA`` or ``~/.cache/cnnlab``),
 then ``<cache>/notmnist/``, which is where a download lands. Only when none holds the four files is the
-GitHub copy downloaded (once); offline, that is a ``DataError`` saying to pass ``--data-dir``.
+GitHub copy downloaded (once); offline, that is a ``DataError`` saying to pass ``data_dir``.
 
 Every file is checked (gzip stream complete, idx magic number, dtype, image size, image/label counts
 and label range); a bad one is a ``DataError`` that names it. Decoded tensors are cached on disk
@@ -156,7 +156,7 @@ def download(dest: Path) -> Path:
             tmp.unlink(missing_ok=True)
             reason = getattr(e, "reason", None) or e
             raise DataError(f"notMNIST not found locally and could not be downloaded from {url} ({reason}); "
-                            f"pass --data-dir PATH to a folder with {', '.join(FILES.values())}") from None
+                            f"pass data_dir PATH to a folder with {', '.join(FILES.values())}") from None
         tmp.replace(dest / name)  # only complete files get the real name
     return dest
 
@@ -167,10 +167,10 @@ def find_folder(data_dir: str | Path | None = None, data_root_dir: str | Path | 
     if data_dir:
         folder = Path(data_dir).expanduser()
         if not folder.is_dir():
-            raise DataError(f"--data-dir {folder}: no such folder")
+            raise DataError(f"data_dir {folder}: no such folder")
         missing = _missing(folder)
         if missing:
-            raise DataError(f"--data-dir {folder}: missing {', '.join(missing)} (gzipped or not)")
+            raise DataError(f"data_dir {folder}: missing {', '.join(missing)} (gzipped or not)")
         return folder
     candidates = candidate_folders(data_root_dir)
     for folder in candidates:

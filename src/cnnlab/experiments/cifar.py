@@ -4,71 +4,50 @@
     cnnlab cifar summary --arch multipath             # layer table for a 3x32x32 input
     cnnlab cifar graph --arch multipath --out g.svg   # architecture graph
     cnnlab cifar train --arch residual --epochs 30    # one run -> runs/cifar/<name>/
-    cnnlab cifar compare --config configs/cifar/table1-quick.yaml [--seeds 3]   # Table 1
+    cnnlab cifar compare --preset quick [--seeds 3]   # Table 1
+    cnnlab cifar evaluate runs/cifar/<name> --split train   # re-score the best checkpoint
 
-From Python: ``train(CifarConfig(arch="multipath", epochs=2))`` returns the run folder.
+From Python: ``train(build(CifarConfig, arch="multipath", epochs=2))`` returns the run folder.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
 
-from cnnlab import files
 from cnnlab import config as cfgmod
-from cnnlab.config import field
+from cnnlab import files
 from cnnlab.data import cifar10
 from cnnlab.data.augment import Normalize
 from cnnlab.data.loader import TensorLoader, class_balanced_indices, split_balanced
 from cnnlab.errors import ConfigError, TrainingDiverged
-from cnnlab.experiments.common import (add_config_file_flag, command_group, diverged_runs_recorded,
-                                       open_run, parse_key_values, read_compare_config, resolve_config,
-                                       run_or_reuse)
+from cnnlab.experiments.common import diverged_runs_recorded, open_run, read_compare_config, run_or_reuse
+from cnnlab.experiments.configs import ArchOptions, CifarConfig, CifarData, CompareOptions, EvaluateOptions, GraphOptions
 from cnnlab.models import count_params, create_model, describe, list_models
 from cnnlab.models.inspect import draw_graph, summary_text
 from cnnlab.models.layers import init_from_data
 from cnnlab.paths import runs_root
-from cnnlab.viz.tables import fmt_pct, write_table
-from cnnlab.train.classifier import ClassifierModule, ClassifierTrainConfig, accuracy, predict_logits
-from cnnlab.train.engine import fit, load_model_weights
+from cnnlab.registry import did_you_mean
 from cnnlab.runs import environment, is_diverged, read_summary, write_summary
+from cnnlab.train.checkpoint import load_model_weights
+from cnnlab.train.classifier import ClassifierModule, accuracy, predict_logits
+from cnnlab.train.engine import Length, fit
+from cnnlab.viz.tables import fmt_pct, write_table
 
 EXERCISE = "cifar"
 INPUT = (3, 32, 32)
 
 
-@dataclass
-class CifarConfig(ClassifierTrainConfig):
-    arch: str = field("residual", "registered architecture (see `cnnlab cifar archs`)")
-    model: dict[str, Any] = field({}, "options of the architecture's config, e.g. {widths: [32, 64, 128]}")
-    data_dir: str = field("", "CIFAR-10 source: cifar-10-batches-py/ folder, image tree, or .tar/.tar.gz of either")
-    data_root: str = field("", "folder in which datasets are looked up (default: $CNNLAB_DATA or ~/.cache/cnnlab)")
-    limit_train: int = field(0, "class-balanced subset of the training images (0: all)")
-    limit_test: int = field(0, "class-balanced subset of the test images (0: all)")
-    monitor: Literal["test", "val"] = field("test", "split whose accuracy picks best.ckpt: test (as the lab asks) or val (10% of train held out)")
-    val_fraction: float = field(0.1, "fraction of train held out when monitoring val")
-    # 32 by default: the first runs people try are a few epochs on a few thousand images, where the number
-    # of steps matters more than the throughput per image (bench/cifar_quick_defaults.py).
-    batch_size: int = field(32, "images per batch (per device)")
-    # Off by default: on runs of a few epochs, crops cost more than they regularise; recipes for longer
-    # runs set it (Table 1 and the fast recipe do).
-    crop_padding: int = field(0, "random-crop augmentation padding in pixels (0: off; 2-4 pays on long runs)")
-    flip: bool = field(True, "random horizontal flips")
-    eval_batch_size: int = field(1000, "images per batch when evaluating")
-
-    def __post_init__(self) -> None:
-        if self.arch not in list_models():
-            from cnnlab.registry import did_you_mean
-            raise ConfigError(f"arch: unknown architecture {self.arch!r}{did_you_mean(self.arch, list_models())}; "
-                              f"known: {', '.join(list_models())}")
-        if not self.name:
-            self.name = f"{self.arch}-s{self.seed}"
+def check_arch(arch: str) -> None:
+    """Fail on an unknown architecture before any data is read (``ConfigError`` with the known ones)."""
+    if arch not in list_models():
+        raise ConfigError(f"arch: unknown architecture {arch!r}{did_you_mean(arch, list_models())}; "
+                          f"known: {', '.join(list_models())}")
 
 
 # ---- data --------------------------------------------------------------------------------------------
@@ -85,47 +64,53 @@ class Splits:
     eval_split: str
 
 
-def make_splits(cfg: CifarConfig) -> Splits:
+def make_splits(cfg: CifarData, seed: int) -> Splits:
     data = cifar10.load(cfg.data_dir or None, cfg.data_root or None)
     train_x, train_y, test_x, test_y = data.train_x, data.train_y, data.test_x, data.test_y
     if cfg.limit_train:
-        idx = class_balanced_indices(train_y, min(cfg.limit_train, len(train_y)), seed=cfg.seed)
+        idx = class_balanced_indices(train_y, min(cfg.limit_train, len(train_y)), seed=seed)
         train_x, train_y = train_x[idx], train_y[idx]
     if cfg.limit_test:
-        idx = class_balanced_indices(test_y, min(cfg.limit_test, len(test_y)), seed=cfg.seed)
+        idx = class_balanced_indices(test_y, min(cfg.limit_test, len(test_y)), seed=seed)
         test_x, test_y = test_x[idx], test_y[idx]
     if cfg.monitor == "val":
-        keep, held = split_balanced(train_y, cfg.val_fraction, seed=cfg.seed)
+        keep, held = split_balanced(train_y, cfg.val_fraction, seed=seed)
         return Splits(train_x[keep], train_y[keep], train_x[held], train_y[held], test_x, test_y, "val")
     return Splits(train_x, train_y, test_x, test_y, test_x, test_y, "test")
 
 
 def train_transform(cfg: CifarConfig) -> Normalize:
-    return Normalize(cifar10.MEAN, cifar10.STD, crop_padding=cfg.crop_padding, flip=cfg.flip,
-                     channels_last=cfg.channels_last)
+    return Normalize(cifar10.MEAN, cifar10.STD, crop_padding=cfg.data.crop_padding, flip=cfg.data.flip,
+                     channels_last=cfg.hardware.channels_last)
 
 
 def eval_transform(cfg: CifarConfig) -> Normalize:
-    return Normalize(cifar10.MEAN, cifar10.STD, channels_last=cfg.channels_last)
+    return Normalize(cifar10.MEAN, cifar10.STD, channels_last=cfg.hardware.channels_last)
+
+
+def eval_loader(cfg: CifarConfig, x: torch.Tensor, y: torch.Tensor) -> TensorLoader:
+    return TensorLoader(x, y, cfg.data.eval_batch_size, transform=eval_transform(cfg))
 
 
 def loaders(cfg: CifarConfig, splits: Splits) -> tuple[TensorLoader, TensorLoader]:
-    train = TensorLoader(splits.train_x, splits.train_y, cfg.batch_size, shuffle=True, drop_last=len(splits.train_x) > cfg.batch_size,
-                         transform=train_transform(cfg), seed=cfg.seed)
-    evaluation = TensorLoader(splits.eval_x, splits.eval_y, cfg.eval_batch_size, transform=eval_transform(cfg))
-    return train, evaluation
+    batch = cfg.optim.batch_size
+    train = TensorLoader(splits.train_x, splits.train_y, batch, shuffle=True, drop_last=len(splits.train_x) > batch,
+                         transform=train_transform(cfg), seed=cfg.run.seed)
+    return train, eval_loader(cfg, splits.eval_x, splits.eval_y)
 
 
 # ---- one run -----------------------------------------------------------------------------------------
 
 
-def build_model(cfg: CifarConfig) -> torch.nn.Module:
-    return create_model(cfg.arch, num_classes=len(cifar10.CLASSES), **cfg.model)
+def build_model(arch: str, options: dict[str, Any]) -> torch.nn.Module:
+    """The architecture with its options, for CIFAR-10's 10 classes (``ConfigError`` on an unknown option)."""
+    check_arch(arch)
+    return create_model(arch, num_classes=len(cifar10.CLASSES), **options)
 
 
 def fit_to_data(model: torch.nn.Module, cfg: CifarConfig, splits: Splits, sample: int = 5000) -> None:
     """Data-initialised layers (the whitening stem of ``residual_fast``) see a seeded sample of train."""
-    g = torch.Generator().manual_seed(cfg.seed)
+    g = torch.Generator().manual_seed(cfg.run.seed)
     idx = torch.randperm(len(splits.train_x), generator=g)[:sample]
     init_from_data(model, eval_transform(cfg)(splits.train_x[idx]))
 
@@ -135,89 +120,119 @@ def write_model_files(model: torch.nn.Module, run_dir: Path) -> Path:
     return draw_graph(model, INPUT, run_dir / "architecture.svg")
 
 
-def callback_text(cfg: CifarConfig, split: str) -> str:
+def callback_text(patience: int, split: str) -> str:
     text = f"checkpoint of the best {split}_acc (max)"
-    if cfg.early_stopping_patience:
-        text += f" + EarlyStopping({split}_acc, patience {cfg.early_stopping_patience})"
+    if patience:
+        text += f" + EarlyStopping({split}_acc, patience {patience})"
     return text
 
 
 def train(cfg: CifarConfig) -> Path:
-    """Train one architecture; returns its run folder (see ``cnnlab.runs``)."""
-    pl.seed_everything(cfg.seed, verbose=False)
-    splits = make_splits(cfg)
-    model = build_model(cfg)
+    """Train one architecture; returns its run folder (see ``cnnlab.runs``).
+
+    Raises:
+        ConfigError: unknown architecture or architecture option (before any data is read).
+        DataError: missing or corrupt data. TrainingDiverged: a NaN loss (the run is recorded as diverged).
+    """
+    check_arch(cfg.arch)
+    pl.seed_everything(cfg.run.seed, verbose=False)
+    splits = make_splits(cfg.data, cfg.run.seed)
+    model = build_model(cfg.arch, cfg.model)
     fit_to_data(model, cfg, splits)
-    run_dir = open_run(EXERCISE, cfg)
+    run_dir = open_run(EXERCISE, cfg, cfg.run)
     graph = write_model_files(model, run_dir)
-    module = ClassifierModule(model, cfg, eval_split=splits.eval_split, hparams=cfgmod.to_dict(cfg))
-    train_loader, eval_loader = loaders(cfg, splits)
+    module = ClassifierModule(model, cfg.optim, channels_last=cfg.hardware.channels_last, flip_tta=cfg.flip_tta,
+                              eval_split=splits.eval_split, hparams=cfgmod.to_dict(cfg))
+    train_loader, evaluation = loaders(cfg, splits)
     started = time.perf_counter()
+    length = Length(cfg.optim.epochs, cfg.optim.early_stopping_patience)
     with diverged_runs_recorded(run_dir, EXERCISE, count_params(model), arch=cfg.arch, architecture=describe(model)):
-        result = fit(module, train_loader, eval_loader, run_dir, cfg, monitor=f"{splits.eval_split}_acc", mode="max")
+        result = fit(module, train_loader, evaluation, run_dir, cfg.run, cfg.hardware, length,
+                     monitor=f"{splits.eval_split}_acc", mode="max")
     if not result.is_global_zero:
         return run_dir
 
-    best = load_model_weights(build_model(cfg), result.best_ckpt)
-    if cfg.channels_last:
-        best = best.to(memory_format=torch.channels_last)
+    best = best_model(cfg, result.best_ckpt)
     precision = result.precision  # re-evaluated in the precision the Trainer used
-    scores = {}
-    for split, x, y in (("train", splits.train_x, splits.train_y), ("test", splits.test_x, splits.test_y)):
-        logits, targets = predict_logits(best, TensorLoader(x, y, cfg.eval_batch_size, transform=eval_transform(cfg)),
-                                         flip_tta=cfg.flip_tta, precision=precision)
-        scores[f"{split}_acc"] = accuracy(logits, targets)
+    scores = {f"{split}_acc": accuracy(*predict_logits(best, eval_loader(cfg, x, y), flip_tta=cfg.flip_tta,
+                                                       precision=precision))
+              for split, x, y in (("train", splits.train_x, splits.train_y), ("test", splits.test_x, splits.test_y))}
+    optim = cfg.optim
     write_summary(run_dir, {
         "name": run_dir.name, "exercise": EXERCISE, "arch": cfg.arch,
         "architecture": describe(model), "params": count_params(model),
         "epochs": result.epochs, "best_epoch": result.best_epoch, "monitor": f"{splits.eval_split}_acc",
         "best_monitored": result.best_score, **scores,
-        "callback": callback_text(cfg, splits.eval_split),
-        "hyperparameters": {"optimizer": cfg.optimizer, "lr": cfg.lr, "batch_size": cfg.batch_size,
-                            "weight_decay": cfg.weight_decay, "schedule": cfg.schedule,
-                            "label_smoothing": cfg.label_smoothing, "crop_padding": cfg.crop_padding,
-                            "flip": cfg.flip, "precision": precision, "precision_reason": result.precision_reason},
+        "callback": callback_text(optim.early_stopping_patience, splits.eval_split),
+        "hyperparameters": {"optimizer": optim.optimizer, "lr": optim.lr, "batch_size": optim.batch_size,
+                            "weight_decay": optim.weight_decay, "schedule": optim.schedule,
+                            "label_smoothing": optim.label_smoothing, "crop_padding": cfg.data.crop_padding,
+                            "flip": cfg.data.flip, "precision": precision, "precision_reason": result.precision_reason},
         "train_images": len(splits.train_x), "test_images": len(splits.test_x),
         "wall_time_s": result.wall_time_s, "total_time_s": time.perf_counter() - started,
-        "graph": graph.name, "seed": cfg.seed, **environment(),
+        "graph": graph.name, "seed": cfg.run.seed, **environment(),
     })
     return run_dir
+
+
+def best_model(cfg: CifarConfig, checkpoint: Path) -> torch.nn.Module:
+    """The architecture of ``cfg`` with the weights of ``checkpoint``, in eval layout."""
+    best = load_model_weights(build_model(cfg.arch, cfg.model), checkpoint)
+    return best.to(memory_format=torch.channels_last) if cfg.hardware.channels_last else best
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str = "", data_root: str = "") -> dict[str, Any]:
+    """Re-score ``run_dir``'s best checkpoint on ``split`` (train and test as the run drew them; val when it
+    monitored val), on its own data or on ``data_dir``/``data_root``.
+
+    Returns:
+        {"split", "images", "acc", "top5"}: accuracies as fractions in [0, 1].
+
+    Raises:
+        ConfigError: not a CIFAR-10 run folder, or no such split in the run. CheckpointError: best.ckpt unreadable.
+    """
+    run_dir = Path(run_dir)
+    cfg = cfgmod.load(CifarConfig, run_dir / "config.yaml",
+                      {k: v for k, v in {"data.data_dir": data_dir, "data.data_root": data_root}.items() if v})
+    if split == "val" and cfg.data.monitor != "val":
+        raise ConfigError(f"{run_dir} has no val split (it monitored test): use --split test or train")
+    splits = make_splits(cfg.data, cfg.run.seed)
+    x, y = {"train": (splits.train_x, splits.train_y), "test": (splits.test_x, splits.test_y),
+            "val": (splits.eval_x, splits.eval_y)}[split]
+    logits, targets = predict_logits(best_model(cfg, run_dir / "checkpoints" / "best.ckpt"), eval_loader(cfg, x, y),
+                                     flip_tta=cfg.flip_tta)
+    return {"split": split, "images": len(y), "acc": accuracy(logits, targets), "top5": accuracy(logits, targets, k=5)}
 
 
 # ---- Table 1 -----------------------------------------------------------------------------------------
 
 
-@dataclass
-class CompareEntry:
-    name: str
-    settings: dict[str, Any]
-
-
-def compare_entries(path: str | Path) -> tuple[dict[str, Any], list[CompareEntry]]:
-    defaults, runs = read_compare_config(path)
-    return defaults, [CompareEntry(str(r["name"]), {k: v for k, v in r.items() if k != "name"}) for r in runs]
-
-
-def entry_config(defaults: dict[str, Any], entry: CompareEntry, seed: int, overrides: dict[str, Any]) -> CifarConfig:
-    settings = {**defaults, **entry.settings, **overrides, "seed": seed, "name": f"{entry.name}-s{seed}"}
+def entry_config(defaults: dict[str, Any], entry: dict[str, Any], seed: int, overrides: dict[str, Any]) -> CifarConfig:
+    """One run of a preset: its defaults, the entry's keys, then ``overrides``; named ``<entry>-s<seed>``."""
+    name = str(entry["name"])
+    settings = [defaults, {k: v for k, v in entry.items() if k != "name"}, overrides]
     try:
-        return cfgmod.from_dict(CifarConfig, settings)
+        flat = {k: v for part in settings for k, v in cfgmod.flatten(CifarConfig, part).items()}
+        cfg = cfgmod.build(CifarConfig, {**flat, "run.seed": seed, "run.name": f"{name}-s{seed}"})
     except ConfigError as e:
-        raise ConfigError(f"run {entry.name!r}: {e}") from None
+        raise ConfigError(f"run {name!r}: {e}") from None
+    check_arch(cfg.arch)
+    return cfg
 
 
-def table_row(entry: CompareEntry, summaries: list[dict[str, Any]]) -> dict[str, Any]:
+def table_row(name: str, summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Table 1's row of one entry: mean ± std over its seeds, or "diverged" when a seed diverged."""
     diverged = [s for s in summaries if is_diverged(s)]
     if diverged:  # a diverged seed has no result: the entry shows that, never a number
         first = diverged[0]
-        return {"Model": entry.name, "Architecture": first.get("architecture", entry.name), "Callback": "",
+        return {"Model": name, "Architecture": first.get("architecture", name), "Callback": "",
                 "Acc. train %": "diverged", "Acc. test %": "diverged", "Params": f"{first['params']:,}",
                 "Epochs": f"diverged in epoch {first.get('diverged_epoch', '?')}",
                 "Optimizer, LR, batch": "", "Time": f"{first['wall_time_s']:.0f} s"}
     first = summaries[0]
     hp = first["hyperparameters"]
     return {
-        "Model": entry.name,
+        "Model": name,
         "Architecture": first["architecture"],
         "Callback": first["callback"],
         "Acc. train %": fmt_pct([s["train_acc"] for s in summaries]),
@@ -229,21 +244,22 @@ def table_row(entry: CompareEntry, summaries: list[dict[str, Any]]) -> dict[str,
     }
 
 
-def compare(config_path: str | Path, seeds: int = 1, overrides: dict[str, Any] | None = None,
-            runs_dir: str | None = None) -> list[Path]:
-    """Train (or reuse) every entry of a compare config for each seed; write Table 1."""
-    defaults, entries = compare_entries(config_path)
-    if runs_dir:
-        defaults["runs_dir"] = runs_dir
-    rows, outputs, diverged = [], [], 0
-    for entry in entries:
-        summaries = []
-        for seed in range(int(defaults.get("seed", 0)), int(defaults.get("seed", 0)) + seeds):
-            summaries.append(run_or_reuse(EXERCISE, entry_config(defaults, entry, seed, overrides or {}), train))
-            diverged += is_diverged(summaries[-1])
-        rows.append(table_row(entry, summaries))
-    stem = runs_root(defaults.get("runs_dir") or None) / EXERCISE / "table1"
-    caption = "Table 1: CIFAR-10 architectures" + (f" (mean ± std over {seeds} seeds)" if seeds > 1 else "")
+def compare(options: CompareOptions, overrides: dict[str, Any] | None = None) -> list[Path]:
+    """Train (or reuse) every entry of a preset for each of ``options.seeds`` seeds (``overrides``, any
+    config keys, apply to every run); write Table 1 as runs/cifar/table1.{md,csv,tex}."""
+    defaults, entries = read_compare_config(EXERCISE, options.preset)
+    if options.runs_dir:
+        defaults["run.runs_dir"] = options.runs_dir
+    first_seed = int(cfgmod.flatten(CifarConfig, {**defaults, **(overrides or {})}).get("run.seed", 0))
+    seeds = range(first_seed, first_seed + options.seeds)
+    configs = {str(e["name"]): [entry_config(defaults, e, seed, overrides or {}) for seed in seeds] for e in entries}
+    rows, diverged = [], 0  # every config is checked above, before the first run trains
+    for name, runs in configs.items():
+        summaries = [run_or_reuse(EXERCISE, cfg, train) for cfg in runs]
+        diverged += sum(is_diverged(s) for s in summaries)
+        rows.append(table_row(name, summaries))
+    stem = runs_root(next(iter(configs.values()))[0].run.runs_dir or None) / EXERCISE / "table1"
+    caption = "Table 1: CIFAR-10 architectures" + (f" (mean ± std over {options.seeds} seeds)" if options.seeds > 1 else "")
     outputs = write_table(rows, stem, caption=caption)
     print(outputs[0].read_text())
     if diverged:
@@ -251,40 +267,27 @@ def compare(config_path: str | Path, seeds: int = 1, overrides: dict[str, Any] |
     return outputs
 
 
-# ---- command line ------------------------------------------------------------------------------------
+# ---- the commands (see cnnlab.cli) -----------------------------------------------------------------
 
 
-def _arch_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", default="residual", help="registered architecture [default: residual]")
-    parser.add_argument("--model-opt", action="append", metavar="KEY=VALUE",
-                        help="architecture option, repeatable (e.g. widths=[32,64,128])")
-
-
-def _model_from_args(args: argparse.Namespace) -> torch.nn.Module:
-    return create_model(args.arch, num_classes=10, **parse_key_values(args.model_opt, "--model-opt"))
-
-
-def cmd_archs(args: argparse.Namespace) -> int:
+def cmd_archs() -> int:
     for name in list_models():
         model = create_model(name)
         print(f"{name:<14} {count_params(model):>10,} params  {describe(model)[:110]}")
     return 0
 
 
-def cmd_summary(args: argparse.Namespace) -> int:
-    print(summary_text(_model_from_args(args), INPUT))
+def cmd_summary(options: ArchOptions) -> int:
+    print(summary_text(build_model(options.arch, options.model), INPUT))
     return 0
 
 
-def cmd_graph(args: argparse.Namespace) -> int:
-    path = draw_graph(_model_from_args(args), INPUT, args.out, depth=args.depth)
-    print(path)
+def cmd_graph(options: GraphOptions) -> int:
+    print(draw_graph(build_model(options.arch, options.model), INPUT, options.out, depth=options.depth))
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    extra = {"model": parse_key_values(args.model_opt, "--model-opt")} if args.model_opt else {}
-    cfg = resolve_config(CifarConfig, args, extra)
+def cmd_train(cfg: CifarConfig) -> int:
     run_dir = train(cfg)
     if (run_dir / "summary.json").is_file():
         s = read_summary(run_dir)
@@ -293,39 +296,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    overrides = parse_key_values(args.set, "--set")
-    compare(args.config, seeds=args.seeds, overrides=overrides, runs_dir=args.runs_dir)
+def cmd_compare(options: CompareOptions, overrides: dict[str, Any]) -> int:
+    outputs = compare(options, overrides)
+    print(f"Table 1: {outputs[0]} (also .csv, .tex)")
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction, name: str, help_text: str) -> None:
-    cmds = command_group(sub, name, help_text, __doc__)
-
-    p = cmds.add_parser("archs", help="list the registered architectures with parameter counts")
-    p.set_defaults(func=cmd_archs)
-
-    p = cmds.add_parser("summary", help="layer table: layer, output shape, params (input 3x32x32)")
-    _arch_args(p)
-    p.set_defaults(func=cmd_summary)
-
-    p = cmds.add_parser("graph", help="architecture graph with shapes (.svg, .png, or .gv source)")
-    _arch_args(p)
-    p.add_argument("--out", default="architecture.svg", help="output file [default: architecture.svg]")
-    p.add_argument("--depth", type=int, default=3, help="nesting depth to expand [default: 3]")
-    p.set_defaults(func=cmd_graph)
-
-    p = cmds.add_parser("train", help="train one architecture into runs/cifar/<name>/")
-    add_config_file_flag(p)
-    p.add_argument("--model-opt", action="append", metavar="KEY=VALUE",
-                   help="architecture option, repeatable (e.g. widths=[32,64,128])")
-    cfgmod.add_config_flags(p, CifarConfig)
-    p.set_defaults(func=cmd_train)
-
-    p = cmds.add_parser("compare", help="train or reuse every run of a config and write Table 1")
-    p.add_argument("--config", default="configs/cifar/table1-quick.yaml", help="compare config [default: %(default)s]")
-    p.add_argument("--seeds", type=int, default=1, help="seeds per entry; accuracies become mean ± std [default: 1]")
-    p.add_argument("--runs-dir", default=None, help="folder holding the runs [default: ./runs]")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a config key for every run, repeatable (e.g. --set data_dir=PATH)")
-    p.set_defaults(func=cmd_compare)
+def cmd_evaluate(options: EvaluateOptions) -> int:
+    r = evaluate_run(options.run_dir, options.split, options.data_dir, options.data_root)
+    print(f"{options.run_dir}: {r['split']} accuracy {100 * r['acc']:.1f}% (top-5 {100 * r['top5']:.1f}%) "
+          f"on {r['images']} images (best checkpoint)")
+    return 0

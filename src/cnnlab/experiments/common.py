@@ -3,11 +3,11 @@ runs of the same config, and building a command's flags from its config class.""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,24 +15,25 @@ import yaml
 
 from cnnlab import config as cfgmod
 from cnnlab.errors import CheckpointError, ConfigError, TrainingDiverged
+from cnnlab.paths import runs_root
+from cnnlab.runs import environment, is_finished, new_run_dir, read_summary, write_summary
 from cnnlab.train.checkpoint import read_checkpoint, recorded_state
 from cnnlab.train.engine import child_of_launcher
-from cnnlab.runs import environment, is_finished, new_run_dir, read_summary, write_summary
-from cnnlab.paths import runs_root
+from cnnlab.train.options import RunOptions
 
 T = TypeVar("T")
 
-# Fields that say how to run, not what to run: two configs differing only here describe the same run.
-HOW_NOT_WHAT = ("name", "runs_dir", "progress", "resume", "force", "data_dir", "data_root", "logger")
-
+# Keys that say how to run, not what to run: two configs differing only here describe the same run.
+HOW_NOT_WHAT = ("run.name", "run.runs_dir", "run.progress", "run.resume", "run.force", "run.logger",
+                "data.data_dir", "data.data_root")
 
 # Settings that a resume may change (training longer, or stopping earlier); config.yaml records them.
-RESUME_MAY_CHANGE = ("epochs", "early_stopping_patience")
+RESUME_MAY_CHANGE = ("optim.epochs", "optim.early_stopping_patience")
 
 
-def open_run(exercise: str, cfg: Any) -> Path:
-    """The run folder for ``cfg``, with ``config.yaml`` written. A DDP worker started by Lightning's
-    launcher re-runs our command, so it must reuse the folder its parent chose (``CNNLAB_RUN_DIR``).
+def open_run(exercise: str, cfg: Any, run: RunOptions) -> Path:
+    """The run folder for ``cfg`` (named by ``run``), with ``config.yaml`` written. A DDP worker started by
+    Lightning's launcher re-runs our command, so it must reuse the folder its parent chose (``CNNLAB_RUN_DIR``).
 
     A resume is checked before anything is written (see ``check_resume``), so a refused resume
     changes nothing in the run folder.
@@ -40,8 +41,8 @@ def open_run(exercise: str, cfg: Any) -> Path:
     inherited = os.environ.get("CNNLAB_RUN_DIR")
     if inherited and child_of_launcher():
         return Path(inherited)
-    run_dir = new_run_dir(exercise, cfg.name, runs_dir=cfg.runs_dir or None, force=cfg.force, resume=cfg.resume)
-    if cfg.resume:
+    run_dir = new_run_dir(exercise, run.name, runs_dir=run.runs_dir or None, force=run.force, resume=run.resume)
+    if run.resume:
         check_resume(cfg, run_dir)
     os.environ["CNNLAB_RUN_DIR"] = str(run_dir)
     cfgmod.save(cfg, run_dir / "config.yaml")
@@ -63,8 +64,8 @@ def check_resume(cfg: Any, run_dir: Path) -> None:
     changes = config_changes(cfg, run_dir, ignore=HOW_NOT_WHAT + RESUME_MAY_CHANGE) or {}
     changed = [f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items()]
     if changed:
-        raise ConfigError(f"--resume: {run_dir} was trained with other settings ({'; '.join(changed)}); only "
-                          f"{', '.join(RESUME_MAY_CHANGE)} may change on a resume: drop the other flags, or "
+        raise ConfigError(f"resume: {run_dir} was trained with other settings ({'; '.join(changed)}); only "
+                          f"{', '.join(RESUME_MAY_CHANGE)} may change on a resume: drop the other settings, or "
                           f"start a new run without --resume")
 
 
@@ -87,10 +88,10 @@ def config_changes(cfg: Any, run_dir: Path, ignore: tuple[str, ...]) -> dict[str
     """The settings of ``cfg`` that differ from ``run_dir/config.yaml``, as (recorded, wanted), leaving
     out ``ignore``; None when the recorded config cannot be read."""
     try:
-        recorded = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return None
-    return {k: (recorded.get(k), v) for k, v in cfgmod.to_dict(cfg).items()
+        recorded = cfgmod.flatten(type(cfg), yaml.safe_load((run_dir / "config.yaml").read_text()) or {})
+    except (OSError, yaml.YAMLError, ConfigError):
+        return None  # unreadable, or written by a cnnlab whose keys this one does not know
+    return {k: (recorded.get(k), v) for k, v in cfgmod.flat_dict(cfg).items()
             if k not in ignore and recorded.get(k) != v}
 
 
@@ -102,15 +103,15 @@ def same_run(cfg: Any, run_dir: Path) -> bool:
 def reuse_or_resume(exercise: str, cfg: T) -> tuple[T, Path | None]:
     """For comparisons: a finished run of the same config is reused (its folder is returned); an
     unfinished one is resumed (the config gains ``resume=True``); otherwise a new run is made."""
-    base = runs_root(cfg.runs_dir or None) / exercise  # type: ignore[attr-defined]
-    candidates = sorted(base.glob(f"{cfg.name}*")) if base.is_dir() else []  # type: ignore[attr-defined]
+    base = runs_root(cfg.run.runs_dir or None) / exercise  # type: ignore[attr-defined]
+    candidates = sorted(base.glob(f"{cfg.run.name}*")) if base.is_dir() else []  # type: ignore[attr-defined]
     for run_dir in candidates:
         if not same_run(cfg, run_dir):
             continue
         if is_finished(run_dir):
             return cfg, run_dir
         if (run_dir / "checkpoints" / "last.ckpt").is_file():
-            return cfgmod.replace(cfg, {"name": run_dir.name, "resume": True}), None
+            return cfgmod.replace(cfg, {"run.name": run_dir.name, "run.resume": True}), None
     return cfg, None
 
 
@@ -124,22 +125,41 @@ def run_or_reuse(exercise: str, cfg: Any, train: Callable[[Any], Path]) -> dict[
     try:
         run_dir = finished or train(cfg)
     except TrainingDiverged as e:
-        print(f"cnnlab: {cfg.name}: {e}", file=sys.stderr)
+        print(f"cnnlab: {cfg.run.name}: {e}", file=sys.stderr)
         run_dir = e.run_dir
     return read_summary(run_dir)
 
 
-def command_group(sub: argparse._SubParsersAction, name: str, help_text: str, doc: str | None):
-    """The ``cnnlab <group>`` parser (its module docstring as description; alone, it prints its help)
-    and the sub-parsers its commands are added to."""
-    group = sub.add_parser(name, help=help_text, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    group.set_defaults(group_parser=group)
-    return group.add_subparsers(metavar="COMMAND")
+def preset_path(kind: str, preset: str | Path) -> Path:
+    """A preset shipped with cnnlab (``cnnlab/presets/<kind>/<name>.yaml``) or a YAML file's path.
+
+    Raises:
+        ConfigError: neither a known preset name nor an existing .yaml file (lists the known names).
+    """
+    candidate = Path(preset).expanduser()
+    if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
+        if not candidate.is_file():
+            raise ConfigError(f"preset file not found: {candidate}")
+        return candidate
+    shipped = resources.files("cnnlab") / "presets" / kind
+    path = Path(str(shipped / f"{preset}.yaml"))
+    if path.is_file():
+        return path
+    known = known_presets(kind)
+    raise ConfigError(f"unknown {kind} preset {str(preset)!r}{cfgmod.did_you_mean(str(preset), known)}; "
+                      f"known: {', '.join(known)} (or a path to a .yaml file)")
 
 
-def read_compare_config(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """A compare config: ``defaults:`` (config keys for every run) and ``runs:`` (a non-empty list of
+def known_presets(kind: str) -> list[str]:
+    """Names of the presets of ``kind`` shipped with cnnlab."""
+    folder = Path(str(resources.files("cnnlab") / "presets" / kind))
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def read_compare_config(kind: str, preset: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A comparison preset: ``defaults:`` (config keys for every run) and ``runs:`` (a non-empty list of
     mappings, each with a ``name`` and its own keys). Keys are checked later, per run, by its config class."""
+    path = preset_path(kind, preset)
     data = cfgmod.read_yaml(path)
     unknown = set(data) - {"defaults", "runs"}
     if unknown:
@@ -151,27 +171,3 @@ def read_compare_config(path: str | Path) -> tuple[dict[str, Any], list[dict[str
     if not isinstance(defaults, dict):
         raise ConfigError(f"{path}: 'defaults' must be a mapping of config keys")
     return dict(defaults), runs
-
-
-def add_config_file_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="YAML", help="YAML file of config keys; flags override it")
-
-
-def resolve_config(cls: type[T], args: argparse.Namespace, extra: dict[str, Any] | None = None) -> T:
-    overrides = cfgmod.flags_to_overrides(args, cls)
-    overrides.update(extra or {})
-    return cfgmod.load(cls, getattr(args, "config", None), overrides)
-
-
-def parse_key_values(pairs: list[str] | None, flag: str) -> dict[str, Any]:
-    """``["widths=[32,64]", "dropout=0.1"]`` -> {"widths": [32, 64], "dropout": 0.1} (YAML values)."""
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"{flag}: expected KEY=VALUE, got {pair!r}")
-        try:
-            out[key.strip().replace("-", "_")] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise ConfigError(f"{flag}: cannot read the value of {pair!r}") from None
-    return out

@@ -1,25 +1,39 @@
 """Exercise 2: transfer learning on Food-101 (first N classes): backbones, heads and strategies.
 
     cnnlab food backbones                                    # registered backbones: params, input, weights
-    cnnlab food train --backbone efficientnet_lite0 --head mlp:512 --strategy frozen --num-classes 10 \\
+    cnnlab food train --backbone efficientnet_lite0 --head mlp:512 --strategy frozen \\
         --data-dir ../shared/data/food-101-first10.tar       # one run -> runs/food/<name>/
-    cnnlab food train --backbone resnet50 --head linear --strategy finetune --unfreeze 2
-    cnnlab food compare --config configs/food/compare-quick.yaml   # runs/food/compare.{md,csv,tex}
+    cnnlab food train --backbone resnet50 --head linear --strategy finetune --finetune.unfreeze 2
+    cnnlab food compare --preset quick                       # runs/food/compare.{md,csv,tex}
+    cnnlab food evaluate runs/food/<name> --split test       # re-score the best checkpoint
 
-From Python: ``train(FoodConfig(strategy="frozen", num_classes=10, data_dir=...))`` returns the run folder.
+From Python: ``train(build(FoodConfig, strategy="frozen", data_dir=...))`` returns the run folder.
 Each run folder holds config.yaml, metrics.csv, checkpoints/{best,last}.ckpt (the whole classifier, or the
 head alone when it trained from cached features), confusion.png (best checkpoint, test split) and
 summary.json (train, test, top-5 and per-class accuracy; see ``train``).
+
+The strategies (``STRATEGIES``), each training a ``TransferNet`` through ``train.transfer.fit_phase``:
+
+* ``frozen``: the backbone in eval mode without gradients (``freeze``). By default its pooled features
+  are computed once and cached (``train.features``) and the head trains from them in seconds, its
+  checkpoints holding the head alone (``HeadOnFeatures``); with ``cache`` off every batch goes through
+  the backbone, with augmentation.
+* ``finetune``: the keras.io recipe in two phases. Phase 1 is ``frozen`` for ``finetune.head_epochs``
+  (into ``<run>/phase1/``); phase 2 unfreezes the last K blocks (``unfreeze_last``) and trains on augmented
+  images at ``finetune.lr``, BatchNorms of the still-frozen blocks kept in inference mode (and, unless
+  ``finetune.bn_stats``, those of the unfrozen blocks too, as keras.io does).
+* ``scratch``: the same network from random weights, every parameter trained: the baseline that shows
+  what the ImageNet weights buy.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
+import dataclasses
+import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import lightning.pytorch as pl
 import timm
@@ -27,100 +41,137 @@ import torch
 
 from cnnlab import config as cfgmod
 from cnnlab import files
-from cnnlab.config import field
-from cnnlab.data.food101 import DEFAULT_NUM_CLASSES, FoodData, load_food101
+from cnnlab.data.food101 import FoodData, load_food101
 from cnnlab.data.preprocess import Preprocess, preprocess_for
 from cnnlab.errors import ConfigError, TrainingDiverged
-from cnnlab.experiments.common import (add_config_file_flag, command_group, diverged_runs_recorded, open_run,
-                                       parse_key_values,
-                                       read_compare_config, resolve_config, run_or_reuse)
-from cnnlab.models.backbones import BACKBONES, DEFAULT_BACKBONE, resolve_backbone
+from cnnlab.experiments.common import diverged_runs_recorded, open_run, read_compare_config, run_or_reuse
+from cnnlab.experiments.configs import DEFAULT_FOOD_CLASSES, CompareOptions, EvaluateOptions, FoodConfig
+from cnnlab.models.backbones import BACKBONES, resolve_backbone
 from cnnlab.models.heads import parse_head
-from cnnlab.models.transfer import TransferNet, create_transfer_net
+from cnnlab.models.transfer import HeadOnFeatures, TransferNet, create_transfer_net
 from cnnlab.paths import runs_root
+from cnnlab.registry import Registry
+from cnnlab.runs import environment, is_diverged, read_summary, write_summary
+from cnnlab.train.checkpoint import load_model_weights
+from cnnlab.train.classifier import accuracy, predict_logits
+from cnnlab.train.engine import cpu_threads, resolve_precision
+from cnnlab.train.freeze import freeze, unfreeze, unfreeze_last
+from cnnlab.train.transfer import (Inputs, Outcome, Phase, feature_inputs, fit_phase, image_inputs,
+                                   merge_phase_metrics, run_device)
 from cnnlab.viz.classification import classification_scores, plot_confusion
 from cnnlab.viz.tables import to_markdown, write_table
-from cnnlab.train.classifier import ClassifierTrainConfig, accuracy, predict_logits
-from cnnlab.train.engine import load_model_weights, resolve_precision
-from cnnlab.runs import environment, is_diverged, read_summary, write_summary
-from cnnlab.train.transfer import STRATEGIES, Outcome, eval_split, run_device
 
 EXERCISE = "food"
-
-
-@dataclass
-class FoodConfig(ClassifierTrainConfig):
-    """One Food-101 run: engine and optimiser settings, then backbone, head, strategy and data."""
-
-    # Defaults that suit transfer learning (re-declared from ClassifierTrainConfig).
-    epochs: int = field(20, "training epochs (finetune: of phase 2, after head_epochs)")
-    batch_size: int = field(64, "images (or cached feature vectors) per batch, per device")
-    optimizer: Literal["sgd", "adamw"] = field("adamw", "sgd (momentum, Nesterov) or adamw")
-    lr: float = field(1e-3, "peak learning rate (finetune: of phase 1, the head)")
-    weight_decay: float = field(1e-4, "weight decay on conv/linear weights (not on biases or norms)")
-    schedule: Literal["onecycle", "cosine", "constant"] = field("cosine", "learning-rate schedule, stepped per batch")
-    # What to train.
-    backbone: str = field(DEFAULT_BACKBONE, "registered backbone (`cnnlab food backbones`) or any timm model name")
-    head: str = field("linear", "linear, or mlp:H1[,H2...] (hidden sizes)")
-    # Re-declared: in this exercise --strategy is the transfer strategy (as the lab words it); the
-    # Lightning strategy of EngineConfig moves to --lightning-strategy (see train.transfer.engine_config).
-    strategy: Literal["frozen", "finetune", "scratch"] = field("frozen", "frozen backbone, two-phase finetune, or scratch (random init)")
-    lightning_strategy: str = field("auto", "Lightning strategy: auto, ddp, ddp_spawn, ...")
-    activation: str = field("relu", "MLP head activation: relu, gelu, silu, tanh")
-    dropout: float = field(0.2, "head dropout: on the features (linear), after each hidden layer (mlp)")
-    head_batch_norm: bool = field(False, "BatchNorm after each hidden layer of an MLP head")
-    cache: bool = field(True, "frozen (and finetune phase 1): train the head from cached backbone features; "
-                              "--no-cache trains through the backbone with augmentation")
-    unfreeze: str = field("2", "finetune: blocks unfrozen at the end of the backbone in phase 2, a count or all")
-    head_epochs: int = field(10, "finetune: epochs of phase 1 (the head on the frozen backbone)")
-    finetune_lr: float = field(1e-4, "finetune: learning rate of phase 2, lower so pretrained weights move gently")
-    finetune_bn_stats: bool = field(False, "finetune: BatchNorms of unfrozen blocks use and update batch statistics "
-                                           "(default: every BatchNorm keeps its ImageNet statistics, as in keras.io)")
-    # Data.
-    data_dir: str = field("", "Food-101: a folder holding food-101/, or a .tar/.tar.gz of it (default: look "
-                              "under the data root, else download about 5 GB)")
-    data_root: str = field("", "folder in which datasets are looked up (default: $CNNLAB_DATA or ~/.cache/cnnlab)")
-    num_classes: int = field(DEFAULT_NUM_CLASSES, "the first N classes of meta/classes.txt")
-    per_class_limit: int = field(0, "at most this many images per class in each split (0: all), for quick runs")
-    val_fraction: float = field(0.0, "class-balanced fraction of train held out as val, which then picks "
-                                     "best.ckpt (0: the test split does, as the lab asks)")
-    input_size: int = field(0, "side of the square the backbone sees, px (0: the backbone's own, from timm)")
-    eval_batch_size: int = field(128, "images per batch when evaluating or extracting features")
-    eval_train: bool = field(True, "re-evaluate the best checkpoint on the whole train split (off: report the "
-                                   "train accuracy logged during its epoch)")
-
-    def __post_init__(self) -> None:
-        parse_head(self.head)  # a bad head spec fails before any data is read
-        resolve_backbone(self.backbone)
-        if self.unfreeze != "all" and not self.unfreeze.isdigit():
-            raise ConfigError(f"unfreeze: expected a number of blocks or 'all', got {self.unfreeze!r}")
-        if not self.name:
-            head = self.head.replace(":", "").replace(",", "-")
-            suffix = f"-u{self.unfreeze}" if self.strategy == "finetune" else ""
-            self.name = f"{self.backbone.replace('/', '_')}-{head}-{self.strategy}{suffix}"
+STRATEGIES = Registry("strategy")
 
 
 # ---- one run -------------------------------------------------------------------------------------
 
 
-def build_net(cfg: FoodConfig) -> TransferNet:
-    return create_transfer_net(cfg.backbone, cfg.head, cfg.num_classes, pretrained=cfg.strategy != "scratch",
+# ---- one run -------------------------------------------------------------------------------------
+
+
+def check_names(cfg: FoodConfig) -> None:
+    """Fail on an unknown backbone or a bad head spec before any data is read (``CnnlabError``)."""
+    resolve_backbone(cfg.backbone)
+    parse_head(cfg.head)
+
+
+def weightless_backbone(name: str) -> torch.nn.Module:
+    """The backbone built on the meta device: its shapes and timm data config, no weights, no memory."""
+    with torch.device("meta"):
+        return timm.create_model(resolve_backbone(name).timm_name, pretrained=False, num_classes=0)
+
+
+def backbone_preprocess(name: str, input_size: int = 0) -> Preprocess:
+    """The backbone's own preprocessing (timm's data config), read before any weights are loaded."""
+    return preprocess_for(weightless_backbone(name), input_size)
+
+
+def build_net(cfg: FoodConfig, num_classes: int) -> TransferNet:
+    return create_transfer_net(cfg.backbone, cfg.head, num_classes, pretrained=cfg.strategy != "scratch",
                                activation=cfg.activation, dropout=cfg.dropout, batch_norm=cfg.head_batch_norm)
 
 
 def load_data(cfg: FoodConfig, pre: Preprocess) -> FoodData:
-    """The config's Food-101 splits, decoded at the backbone's stored size with its interpolation."""
-    return load_food101(cfg.data_dir or None, root=cfg.data_root or None, num_classes=cfg.num_classes,
-                        per_class_limit=cfg.per_class_limit, val_fraction=cfg.val_fraction,
-                        image_size=pre.stored_size, interpolation=pre.interpolation, seed=cfg.seed)
+    """The config's Food-101 splits, decoded at the backbone's stored size with its interpolation. With
+    ``num_classes`` 0, the lab's 20 classes, or all the data has when it has fewer (said in one line)."""
+    data = load_food101(cfg.data.data_dir or None, root=cfg.data.data_root or None,
+                        num_classes=cfg.data.num_classes or DEFAULT_FOOD_CLASSES,
+                        fewer_ok=cfg.data.num_classes == 0, per_class_limit=cfg.data.per_class_limit,
+                        val_fraction=cfg.data.val_fraction, image_size=pre.stored_size,
+                        interpolation=pre.interpolation, seed=cfg.run.seed)
+    if not cfg.data.num_classes and len(data.classes) < DEFAULT_FOOD_CLASSES:
+        print(f"cnnlab: food: the data has {len(data.classes)} classes, fewer than the lab's {DEFAULT_FOOD_CLASSES}: "
+              f"using those {len(data.classes)} (set --num-classes to insist)", file=sys.stderr)
+    return data
 
 
-def evaluate(outcome: Outcome, cfg: FoodConfig, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and targets of the trained model (best weights loaded) on ``split``, fed as in training."""
-    on_features = outcome.inputs.kind == "features"
-    precision = "32-true" if on_features else resolve_precision(cfg.precision, cfg.accelerator)
-    model = outcome.model.to(run_device(cfg))
-    return predict_logits(model, outcome.inputs.loader(split, cfg.eval_batch_size), precision=precision)
+def eval_split(cfg: FoodConfig) -> str:
+    return "val" if cfg.data.val_fraction > 0 else "test"
+
+
+def phase(cfg: FoodConfig, **changes: Any) -> Phase:
+    """How a phase of ``cfg`` trains; ``changes`` replace fields of its optimisation."""
+    return Phase(dataclasses.replace(cfg.optim, **changes), cfg.run, cfg.hardware, eval_split(cfg),
+                 cfg.data.eval_batch_size, cfgmod.to_dict(cfg))
+
+
+def features_of(net: TransferNet, data: FoodData, pre: Preprocess, cfg: FoodConfig) -> Inputs:
+    # With a val split, train and val are parts of the official train split drawn by the seed.
+    drawn_by = (cfg.data.val_fraction, cfg.run.seed) if data.val is not None else None
+    return feature_inputs(net, data, pre, cfg.hardware, batch_size=cfg.data.eval_batch_size,
+                          selection=(cfg.data.per_class_limit, drawn_by))
+
+
+@STRATEGIES.register("frozen")
+def train_frozen(net: TransferNet, data: FoodData, pre: Preprocess, cfg: FoodConfig, run_dir: Path) -> Outcome:
+    freeze(net.backbone)
+    if not cfg.cache:
+        return fit_phase(net, image_inputs(data, pre), phase(cfg), run_dir, "frozen")
+    inputs = features_of(net, data, pre, cfg)
+    head = HeadOnFeatures(net)
+    if cfg.hardware.precision == "auto":  # tiny matmuls on cached features: bf16 would cost accuracy, buy no speed
+        cfg = dataclasses.replace(cfg, hardware=dataclasses.replace(cfg.hardware, precision="32-true"))
+    with cpu_threads(1 if run_device(cfg.hardware).type == "cpu" else 0):
+        outcome = fit_phase(head, inputs, phase(cfg), run_dir, "frozen (cached features)")
+    outcome.feature_info = inputs.info
+    return outcome
+
+
+@STRATEGIES.register("finetune")
+def train_finetune(net: TransferNet, data: FoodData, pre: Preprocess, cfg: FoodConfig, run_dir: Path) -> Outcome:
+    if cfg.finetune.unfreeze != "all" and int(cfg.finetune.unfreeze) < 1:
+        raise ConfigError("finetune.unfreeze must be at least 1 (or all); 0 is the frozen strategy")
+    phase1 = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, epochs=cfg.finetune.head_epochs))
+    head = train_frozen(net, data, pre, phase1, run_dir / "phase1")
+    load_model_weights(head.model, head.last_ckpt)  # the head as phase 1 left it, as in the keras recipe
+    unfreeze(net.head)
+    unfreeze_last(net.backbone, cfg.finetune.unfreeze, train_bn=cfg.finetune.bn_stats)
+    if head.is_global_zero:
+        merge_phase_metrics(run_dir / "phase1" / "metrics.csv", run_dir / "metrics.csv")
+    body = fit_phase(net, image_inputs(data, pre), phase(cfg, lr=cfg.finetune.lr), run_dir,
+                     f"finetune (last {cfg.finetune.unfreeze} blocks)", epoch_offset=head.epochs, row_extra={"phase": 2})
+    body.phases = head.phases + body.phases
+    body.feature_info = head.feature_info
+    body.epochs += head.epochs
+    body.best_epoch += head.epochs  # counted over both phases
+    body.wall_time_s += head.wall_time_s
+    return body
+
+
+@STRATEGIES.register("scratch")
+def train_scratch(net: TransferNet, data: FoodData, pre: Preprocess, cfg: FoodConfig, run_dir: Path) -> Outcome:
+    unfreeze(net)
+    return fit_phase(net, image_inputs(data, pre), phase(cfg), run_dir, "scratch")
+
+
+def scored(model: torch.nn.Module, inputs: Inputs, cfg: FoodConfig, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (N, C) and targets (N,) of ``model`` (weights as loaded) on ``split``, fed as in training."""
+    on_features = inputs.kind == "features"
+    precision = "32-true" if on_features else resolve_precision(cfg.hardware.precision, cfg.hardware.accelerator)
+    model = model.to(run_device(cfg.hardware))
+    return predict_logits(model, inputs.loader(split, cfg.data.eval_batch_size), precision=precision)
 
 
 def logged_train_acc(run_dir: Path, best_epoch: int) -> float:
@@ -131,13 +182,21 @@ def logged_train_acc(run_dir: Path, best_epoch: int) -> float:
 
 
 def train(cfg: FoodConfig) -> Path:
-    """Train one backbone + head + strategy; returns its run folder (see ``cnnlab.runs``)."""
-    pl.seed_everything(cfg.seed, verbose=False)
+    """Train one backbone + head + strategy; returns its run folder (see ``cnnlab.runs``).
+
+    Raises:
+        CnnlabError: unknown backbone or head (before any data is read), missing or corrupt data.
+        TrainingDiverged: the loss became NaN; the run is recorded as diverged.
+    """
+    check_names(cfg)
+    pl.seed_everything(cfg.run.seed, verbose=False)
     started = time.perf_counter()
-    net = build_net(cfg)
-    pre = preprocess_for(net.backbone, cfg.input_size)
+    pre = backbone_preprocess(cfg.backbone, cfg.data.input_size)
     data = load_data(cfg, pre)
-    run_dir = open_run(EXERCISE, cfg)
+    net = build_net(cfg, len(data.classes))
+    if not cfg.run.name:
+        cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, name=cfg.default_name(len(data.classes))))
+    run_dir = open_run(EXERCISE, cfg, cfg.run)
     with diverged_runs_recorded(run_dir, EXERCISE, sum(p.numel() for p in net.parameters()), backbone=cfg.backbone,
                                 head=cfg.head, strategy=cfg.strategy, num_classes=len(data.classes)):
         outcome: Outcome = STRATEGIES.create(cfg.strategy, net, data, pre, cfg, run_dir)
@@ -145,20 +204,20 @@ def train(cfg: FoodConfig) -> Path:
         return run_dir
 
     load_model_weights(outcome.model, outcome.best_ckpt)
-    test_logits, test_targets = evaluate(outcome, cfg, "test")
-    scores = classification_scores(test_logits, test_targets, data.classes)
+    scores = classification_scores(*scored(outcome.model, outcome.inputs, cfg, "test"), data.classes)
     if cfg.eval_train:
-        train_acc = accuracy(*evaluate(outcome, cfg, "train"))
+        train_acc = accuracy(*scored(outcome.model, outcome.inputs, cfg, "train"))
     else:
         train_acc = logged_train_acc(run_dir, outcome.best_epoch)
     title = f"{cfg.backbone} + {cfg.head}, {cfg.strategy}: test top-1 {100 * scores['top1']:.1f}%"
     plot_confusion(scores["confusion"], data.classes, run_dir / "confusion.png", title=title)
     entry = resolve_backbone(cfg.backbone)
+    finetune = cfg.strategy == "finetune"
     write_summary(run_dir, {
         "name": run_dir.name, "exercise": EXERCISE,
         "backbone": cfg.backbone, "timm_model": entry.timm_name,
         "weights": entry.weights if cfg.strategy != "scratch" else "random init",
-        "head": cfg.head, "strategy": cfg.strategy, "unfreeze": cfg.unfreeze if cfg.strategy == "finetune" else None,
+        "head": cfg.head, "strategy": cfg.strategy, "unfreeze": cfg.finetune.unfreeze if finetune else None,
         "params": sum(p.numel() for p in net.parameters()), "trainable_params": outcome.trainable_params,
         "epochs": outcome.epochs, "best_epoch": outcome.best_epoch,
         "monitor": f"{eval_split(cfg)}_acc", "best_monitored": outcome.best_score,
@@ -174,24 +233,49 @@ def train(cfg: FoodConfig) -> Path:
         "checkpoint": ("the head alone (model.head.*): the backbone is the unchanged pretrained one"
                        if outcome.inputs.kind == "features" else "the whole classifier (model.backbone.*, model.head.*)"),
         "phases": outcome.phases,
-        "hyperparameters": {"optimizer": cfg.optimizer, "lr": cfg.lr, "batch_size": cfg.batch_size,
-                            "weight_decay": cfg.weight_decay, "schedule": cfg.schedule, "dropout": cfg.dropout,
-                            "finetune_lr": cfg.finetune_lr if cfg.strategy == "finetune" else None,
-                            "label_smoothing": cfg.label_smoothing},
+        "hyperparameters": {"optimizer": cfg.optim.optimizer, "lr": cfg.optim.lr, "batch_size": cfg.optim.batch_size,
+                            "weight_decay": cfg.optim.weight_decay, "schedule": cfg.optim.schedule,
+                            "dropout": cfg.dropout, "finetune_lr": cfg.finetune.lr if finetune else None,
+                            "label_smoothing": cfg.optim.label_smoothing},
         "wall_time_s": outcome.wall_time_s, "total_time_s": time.perf_counter() - started,
-        "seed": cfg.seed, **environment(),
+        "seed": cfg.run.seed, **environment(),
     })
     return run_dir
 
 
+# ---- re-scoring a finished run -----------------------------------------------------------------
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str = "", data_root: str = "") -> dict[str, Any]:
+    """Re-score ``run_dir``'s best checkpoint on ``split`` of its own data (or of ``data_dir``/``data_root``).
+
+    Returns:
+        {"split", "images", "top1", "top5", "per_class"}: accuracies as fractions in [0, 1].
+
+    Raises:
+        ConfigError: not a Food-101 run folder, or a split the run does not have (val without val_fraction).
+        CheckpointError: best.ckpt missing, corrupt or unsafe.
+    """
+    run_dir = Path(run_dir)
+    cfg = cfgmod.load(FoodConfig, run_dir / "config.yaml",
+                      {k: v for k, v in {"data.data_dir": data_dir, "data.data_root": data_root}.items() if v})
+    if split == "val" and cfg.data.val_fraction <= 0:
+        raise ConfigError(f"{run_dir} has no val split (it was trained with val_fraction 0): use --split test or train")
+    check_names(cfg)
+    pre = backbone_preprocess(cfg.backbone, cfg.data.input_size)
+    data = load_data(cfg, pre)
+    net = build_net(cfg, len(data.classes))
+    best = run_dir / "checkpoints" / "best.ckpt"
+    head_only = cfg.strategy == "frozen" and cfg.cache
+    model = HeadOnFeatures(net) if head_only else net
+    load_model_weights(model, best)
+    inputs = features_of(net, data, pre, cfg) if head_only else image_inputs(data, pre)
+    scores = classification_scores(*scored(model, inputs, cfg, split), data.classes)
+    return {"split": split, "images": len(inputs.tensors[split][1]), "top1": scores["top1"], "top5": scores["top5"],
+            "per_class": scores["per_class"]}
+
+
 # ---- the comparison ------------------------------------------------------------------------------
-
-
-def run_config(defaults: dict[str, Any], run: dict[str, Any], overrides: dict[str, Any]) -> FoodConfig:
-    try:
-        return cfgmod.from_dict(FoodConfig, {**defaults, **run, **overrides})
-    except ConfigError as e:
-        raise ConfigError(f"run {run['name']!r}: {e}") from None
 
 
 def _minutes(seconds: float) -> str:
@@ -226,15 +310,16 @@ def best_sentence(summaries: list[dict[str, Any]]) -> str:
             f"{best['num_classes']} classes.")
 
 
-def compare(config_path: str | Path, overrides: dict[str, Any] | None = None, runs_dir: str | None = None) -> list[Path]:
-    """Train (or reuse) every run of a compare config; write ``runs/food/compare.{md,csv,tex}``."""
-    defaults, runs = read_compare_config(config_path)
-    if runs_dir:
-        defaults["runs_dir"] = runs_dir
+def compare(options: CompareOptions, overrides: dict[str, Any] | None = None) -> list[Path]:
+    """Train (or reuse) every run of a preset (``overrides``, any config keys, apply to every run);
+    write ``runs/food/compare.{md,csv,tex}`` with the best configuration named."""
+    defaults, runs = read_compare_config(EXERCISE, options.preset)
+    if options.runs_dir:
+        defaults["run.runs_dir"] = options.runs_dir
     configs = [run_config(defaults, run, overrides or {}) for run in runs]  # every config checked up front
     summaries = [run_or_reuse(EXERCISE, cfg, train) for cfg in configs]
     sentence = best_sentence(summaries)
-    stem = runs_root(defaults.get("runs_dir") or None) / EXERCISE / "compare"
+    stem = runs_root(configs[0].run.runs_dir or None) / EXERCISE / "compare"
     caption = (f"Food-101, first {summaries[0]['num_classes']} classes: backbones, heads and strategies "
                f"(test split, best checkpoint; Time is training time, frozen heads from cached features)")
     outputs = write_table([table_row(s) for s in summaries], stem, caption=caption)
@@ -246,29 +331,39 @@ def compare(config_path: str | Path, overrides: dict[str, Any] | None = None, ru
     return outputs
 
 
+def run_config(defaults: dict[str, Any], run: dict[str, Any], overrides: dict[str, Any]) -> FoodConfig:
+    """One entry of a preset: defaults, then the entry (its ``name`` is the run's), then ``overrides``."""
+    entry = {k: v for k, v in run.items() if k != "name"}
+    try:
+        cfg = cfgmod.build(FoodConfig, {**cfgmod.flatten(FoodConfig, defaults), **cfgmod.flatten(FoodConfig, entry),
+                                        **cfgmod.flatten(FoodConfig, overrides), "run.name": str(run["name"])})
+    except ConfigError as e:
+        raise ConfigError(f"run {run['name']!r}: {e}") from None
+    check_names(cfg)
+    return cfg
+
+
 def describe_backbone(name: str) -> dict:
     """One row of ``cnnlab food backbones`` (built on the meta device: no weights, no memory)."""
-    entry = resolve_backbone(name)
-    with torch.device("meta"):
-        model = timm.create_model(entry.timm_name, pretrained=False, num_classes=0)
+    entry, model = resolve_backbone(name), weightless_backbone(name)
     pre = preprocess_for(model)
     return {"name": entry.name, "timm model": entry.timm_name,
             "params (M)": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
-            "features": int(getattr(model, "head_hidden_size", None) or model.num_features), "input": f"{pre.input_size}px (cached {pre.stored_size}px)",
+            "features": int(getattr(model, "head_hidden_size", None) or model.num_features),
+            "input": f"{pre.input_size}px (cached {pre.stored_size}px)",
             "mean/std": f"{pre.mean}/{pre.std}", "weights": entry.weights}
 
 
-# ---- command line --------------------------------------------------------------------------------
+# ---- the commands (see cnnlab.cli) -----------------------------------------------------------------
 
 
-def cmd_backbones(args: argparse.Namespace) -> int:
+def cmd_backbones() -> int:
     print(to_markdown([describe_backbone(name) for name in BACKBONES.names()]))
     print("Any other timm model name with pretrained weights works too (weights from the Hugging Face hub).")
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    cfg = resolve_config(FoodConfig, args)
+def cmd_train(cfg: FoodConfig) -> int:
     run_dir = train(cfg)
     if (run_dir / "summary.json").is_file():
         s = read_summary(run_dir)
@@ -278,29 +373,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    overrides = parse_key_values(args.set, "--set")
-    if args.data_dir:
-        overrides["data_dir"] = args.data_dir
-    compare(args.config, overrides=overrides, runs_dir=args.runs_dir)
+def cmd_compare(options: CompareOptions, overrides: dict[str, Any]) -> int:
+    outputs = compare(options, overrides)
+    print(f"comparison: {outputs[0]} (also .csv, .tex)")
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction, name: str, help_text: str) -> None:
-    cmds = command_group(sub, name, help_text, __doc__)
-
-    p = cmds.add_parser("backbones", help="list the registered backbones: params, input size, weights source")
-    p.set_defaults(func=cmd_backbones)
-
-    p = cmds.add_parser("train", help="train one backbone + head + strategy into runs/food/<name>/")
-    add_config_file_flag(p)
-    cfgmod.add_config_flags(p, FoodConfig)
-    p.set_defaults(func=cmd_train)
-
-    p = cmds.add_parser("compare", help="train or reuse every run of a config and write runs/food/compare.*")
-    p.add_argument("--config", default="configs/food/compare.yaml", help="compare config [default: %(default)s]")
-    p.add_argument("--data-dir", default=None, help="Food-101 folder or archive, for every run")
-    p.add_argument("--runs-dir", default=None, help="folder holding the runs [default: ./runs]")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a config key for every run, repeatable (e.g. --set epochs=1)")
-    p.set_defaults(func=cmd_compare)
+def cmd_evaluate(options: EvaluateOptions) -> int:
+    r = evaluate_run(options.run_dir, options.split, options.data_dir, options.data_root)
+    print(f"{options.run_dir}: {r['split']} top-1 {100 * r['top1']:.1f}%, top-5 {100 * r['top5']:.1f}% "
+          f"on {r['images']} images (best checkpoint)")
+    return 0

@@ -5,131 +5,54 @@
     cnnlab notmnist svm      [--features raw,ae,pca] [--ae-run runs/notmnist/dense-ae-32-s0]
     cnnlab notmnist denoise  [--noise gaussian:0.5] [--epochs 10]             # convolutional denoising AE
     cnnlab notmnist summary  --model conv-dae                                 # layer table, output shapes
+    cnnlab notmnist evaluate runs/notmnist/<name>                             # re-score the best checkpoint
 
 ``ae`` and ``denoise`` write run folders (``runs/notmnist/<name>/``: config.yaml, metrics.csv,
 checkpoints/, summary.json, figures/*.png, tables). ``ae-sweep`` reuses or trains one ``ae`` run per code
 size and writes ``runs/notmnist/<sweep name>.{md,csv,tex,png}``; ``svm`` writes its table into its own run
-folder. From Python: ``train_ae(AEConfig(code_dim=32))`` and ``denoise(DenoiseConfig())`` return the
-run folder.
+folder. From Python: ``train_ae(build(AEConfig, code_dim=32))`` and ``denoise(build(DenoiseConfig))`` return
+the run folder.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
 
-from cnnlab import files
 from cnnlab import config as cfgmod
-from cnnlab.config import field
+from cnnlab import files
 from cnnlab.data.loader import TensorLoader, class_balanced_indices
 from cnnlab.data.noise import NoiseTransform, noisy_copy, parse_noise
 from cnnlab.data.notmnist import as_float, load_notmnist
 from cnnlab.errors import ConfigError
-from cnnlab.experiments.common import (add_config_file_flag, command_group, diverged_runs_recorded, open_run,
-                                       parse_key_values,
-                                       resolve_config, reuse_or_resume)
-from cnnlab.experiments.notmnist_svm import FEATURES, FeatureInputs, SvmGrid, svm_table
+from cnnlab.experiments.common import diverged_runs_recorded, open_run, reuse_or_resume, same_run
 from cnnlab.experiments.compression import compression_table
+from cnnlab.experiments.configs import (AEConfig, AutoencoderOptions, DenoiseConfig, EvaluateOptions, NotMnistData,
+                                        SvmConfig, SweepConfig)
+from cnnlab.experiments.notmnist_svm import FEATURES, FeatureInputs, SvmGrid, svm_table
 from cnnlab.metrics import quality
 from cnnlab.models.autoencoders import (AUTOENCODERS, code_size_line, create_autoencoder, describe_autoencoder,
-                                        list_autoencoders, parameter_bytes)
+                                        parameter_bytes)
 from cnnlab.models.describe import describe
 from cnnlab.models.registry import count_params
 from cnnlab.paths import runs_root
+from cnnlab.train.options import RunOptions
+from cnnlab.runs import environment, is_finished, new_run_dir, read_summary, write_summary
+from cnnlab.train.autoencoder import AutoencoderModule, encode_all, reconstruct
+from cnnlab.train.checkpoint import load_model_weights
+from cnnlab.train.engine import Length, cpu_threads, fit
 from cnnlab.viz import autoencoder_figures as figures
 from cnnlab.viz.tables import write_table
-from cnnlab.train.autoencoder import (AutoencoderModule, AutoencoderTrainConfig, cpu_threads, encode_all,
-                                      reconstruct)
-from cnnlab.train.engine import fit, load_model_weights, resolve_precision
-from cnnlab.runs import environment, new_run_dir, read_summary, write_summary
 
 EXERCISE = "notmnist"
 FIGURE_IMAGES = 10  # test images shown in each figure
-
-
-# ---- configs -----------------------------------------------------------------------------------------
-
-
-@dataclass
-class NotMnistData:
-    """Where the data comes from and how much of it to use (subsets are for smoke tests)."""
-
-    data_dir: str = field("", "folder with the four notMNIST idx .gz files (default: data root, else download)")
-    data_root: str = field("", "folder in which datasets are looked up (default: $CNNLAB_DATA or ~/.cache/cnnlab)")
-    limit_train: int = field(0, "class-balanced subset of the training images (0: all)")
-    limit_test: int = field(0, "class-balanced subset of the test images (0: all)")
-    eval_batch_size: int = field(1000, "images per batch when evaluating")
-
-
-@dataclass
-class AEConfig(AutoencoderTrainConfig, NotMnistData):
-    """The lab's shallow dense autoencoder: BCE, Adam, batch 256, 50 epochs."""
-
-    epochs: int = field(50, "training epochs")
-    lr: float = field(1.3e-3, "Adam learning rate (1.3e-3 measured best for 50 epochs; higher kills ReLU code units)")
-    precision: str = field("32-true", "32-true (the dense AE's matrices are too small for bf16 to pay), bf16-mixed, auto")
-    code_dim: int = field(32, "code size: units of the hidden layer")
-
-    def __post_init__(self) -> None:
-        if self.code_dim < 1:
-            raise ConfigError(f"code_dim: must be at least 1, got {self.code_dim}")
-        if not self.name:
-            self.name = f"dense-ae-{self.code_dim}-s{self.seed}"
-
-
-@dataclass
-class SweepConfig(AEConfig):
-    dims: list[int] = field([8, 16, 32, 64, 128], "code sizes to train, comma separated")
-
-    def __post_init__(self) -> None:
-        self.name = self.name or "ae-sweep"  # the sweep's table and plot: runs/notmnist/<name>.{md,png}
-        super().__post_init__()
-        if not self.dims:
-            raise ConfigError("dims: give at least one code size")
-
-
-@dataclass
-class SvmConfig(AEConfig):
-    """SVMs on raw pixels, on the codes of a dense autoencoder (trained here unless --ae-run is given),
-    and on PCA with the code's size. The autoencoder fields (code_dim, epochs, ...) describe that AE."""
-
-    features: list[str] = field(["raw", "ae", "pca"], "feature kinds, comma separated: raw, ae, pca")
-    ae_run: str = field("", "run folder of `cnnlab notmnist ae` whose encoder gives the codes (default: train or reuse one)")
-    c_values: list[float] = field([1.0, 10.0], "SVM C values tried by the grid search")
-    gamma_scales: list[float] = field([0.5, 1.0, 2.0], "gamma values tried, as multiples of 1 / (dims * variance)")
-    cv_samples: int = field(2000, "class-balanced training subsample used by the grid search")
-    cv_folds: int = field(3, "cross-validation folds of the grid search")
-
-    def __post_init__(self) -> None:
-        self.name = self.name or "svm"
-        super().__post_init__()
-        for kind in self.features:
-            FEATURES.get(kind)
-
-
-@dataclass
-class DenoiseConfig(AutoencoderTrainConfig, NotMnistData):
-    """The lab's convolutional denoising autoencoder: MSE, Adam, batch 128, 10 epochs."""
-
-    epochs: int = field(10, "training epochs")
-    batch_size: int = field(128, "images per batch (per device)")
-    loss: Literal["bce", "mse"] = field("mse", "reconstruction loss: mean squared error or binary cross-entropy")
-    model: str = field("conv-dae", "registered autoencoder (see `cnnlab notmnist summary --help`)")
-    noise: str = field("gaussian:0.5", "KIND:AMOUNT, gaussian:FACTOR (clipped to [0, 1]) or saltpepper:FRACTION")
-    test_noise_seed: int = field(1234, "seed of the fixed noise on the test images")
-
-    def __post_init__(self) -> None:
-        parse_noise(self.noise)
-        AUTOENCODERS.get(self.model)  # an unknown name fails here, listing the known ones
-        if not self.name:
-            self.name = f"{self.model}-{self.noise.replace(':', '')}-s{self.seed}"
 
 
 # ---- data --------------------------------------------------------------------------------------------
@@ -153,6 +76,7 @@ def _subset(x: torch.Tensor, y: torch.Tensor, limit: int, seed: int) -> tuple[to
 
 
 def load_images(cfg: NotMnistData, seed: int = 0) -> Images:
+    """The config's train and test images as floats in [0, 1], subsets drawn by ``seed``."""
     data = load_notmnist(cfg.data_dir or None, cfg.data_root or None)
     x_train, y_train = _subset(data.x_train, data.y_train, cfg.limit_train, seed)
     x_test, y_test = _subset(data.x_test, data.y_test, cfg.limit_test, seed)
@@ -162,25 +86,28 @@ def load_images(cfg: NotMnistData, seed: int = 0) -> Images:
 # ---- shared by ae and denoise ------------------------------------------------------------------------
 
 
-def _fit_autoencoder(model, cfg, run_dir: Path, train_loader, eval_loader):
+def _fit_autoencoder(model, cfg: AEConfig | DenoiseConfig, run_dir: Path, train_loader, eval_loader):
     """Train with the engine; returns (FitResult, the model with the best checkpoint's weights)."""
     files.write_text(run_dir / "model_summary.txt", describe_autoencoder(model) + "\n")
-    module = AutoencoderModule(model, cfg, hparams=cfgmod.to_dict(cfg))
+    module = AutoencoderModule(model, cfg.optim, channels_last=cfg.hardware.channels_last, hparams=cfgmod.to_dict(cfg))
+    length = Length(cfg.optim.epochs, cfg.optim.early_stopping_patience)
     with diverged_runs_recorded(run_dir, EXERCISE, count_params(model)):
-        result = fit(module, train_loader, eval_loader, run_dir, cfg, monitor="test_loss", mode="min")
+        result = fit(module, train_loader, eval_loader, run_dir, cfg.run, cfg.hardware, length,
+                     monitor="test_loss", mode="min")
     best = load_model_weights(module.model, result.best_ckpt) if result.best_ckpt.is_file() else module.model
     return result, best.cpu().eval()  # evaluation, figures and tables run on the CPU tensors
 
 
-def _run_summary(run_dir: Path, cfg, model, result, scores: dict, **extra) -> dict:
+def _run_summary(run_dir: Path, cfg: AEConfig | DenoiseConfig, model, result, scores: dict, **extra) -> dict:
     return {"name": run_dir.name, "exercise": EXERCISE, "model": getattr(cfg, "model", "dense-ae"),
             "architecture": describe(model), "params": count_params(model),
             "epochs": result.epochs, "best_epoch": result.best_epoch, "monitor": "test_loss",
             "best_monitored": result.best_score, **scores, "wall_time_s": result.wall_time_s,
             "seconds_per_epoch": result.wall_time_s / max(result.epochs, 1),
-            "hyperparameters": {"loss": cfg.loss, "optimizer": "adam", "lr": cfg.lr, "batch_size": cfg.batch_size,
-                                "precision": result.precision, "precision_reason": result.precision_reason},
-            **extra, "seed": cfg.seed, **environment()}
+            "hyperparameters": {"loss": cfg.optim.loss, "optimizer": "adam", "lr": cfg.optim.lr,
+                                "batch_size": cfg.optim.batch_size, "precision": result.precision,
+                                "precision_reason": result.precision_reason},
+            **extra, "seed": cfg.run.seed, **environment()}
 
 
 # ---- ae: the shallow dense autoencoder -------------------------------------------------------------
@@ -193,12 +120,12 @@ def train_ae(cfg: AEConfig) -> Path:
 
 
 def _train_ae(cfg: AEConfig) -> Path:
-    pl.seed_everything(cfg.seed, verbose=False)
-    images = load_images(cfg, cfg.seed)
+    pl.seed_everything(cfg.run.seed, verbose=False)
+    images = load_images(cfg.data, cfg.run.seed)
     model = create_autoencoder("dense-ae", code_dim=cfg.code_dim)
-    run_dir = open_run(EXERCISE, cfg)
-    train_loader = TensorLoader(images.x_train, images.x_train, cfg.batch_size, shuffle=True, seed=cfg.seed)
-    eval_loader = TensorLoader(images.x_test, images.x_test, cfg.eval_batch_size)
+    run_dir = open_run(EXERCISE, cfg, cfg.run)
+    train_loader = TensorLoader(images.x_train, images.x_train, cfg.optim.batch_size, shuffle=True, seed=cfg.run.seed)
+    eval_loader = TensorLoader(images.x_test, images.x_test, cfg.data.eval_batch_size)
     result, best = _fit_autoencoder(model, cfg, run_dir, train_loader, eval_loader)
     if not result.is_global_zero:
         return run_dir
@@ -221,12 +148,10 @@ def _train_ae(cfg: AEConfig) -> Path:
     return run_dir
 
 
-def ae_config(cfg: AEConfig, **changes) -> AEConfig:
-    """The plain ``AEConfig`` inside a sweep or SVM config (their extra fields dropped)."""
-    values = {f.name: getattr(cfg, f.name) for f in fields(AEConfig)}
-    values.update(name="", force=False, resume=False)
-    values.update(changes)
-    return AEConfig(**values)
+def sweep_member(cfg: SweepConfig, code_dim: int) -> AEConfig:
+    """The ``ae`` run of one code size of a sweep: the sweep's parts, its own default name."""
+    return AEConfig(code_dim=code_dim, threads=cfg.threads, hardware=cfg.hardware, optim=cfg.optim, data=cfg.data,
+                    run=dataclasses.replace(cfg.run, name="", resume=False, force=False))
 
 
 def trained_ae(cfg: AEConfig) -> Path:
@@ -245,13 +170,13 @@ def sweep(cfg: SweepConfig) -> list[Path]:
     """One dense AE per code size (reused when already trained); table and plot of loss and PSNR."""
     rows = []
     for dim in cfg.dims:
-        run_dir = trained_ae(ae_config(cfg, code_dim=dim))
+        run_dir = trained_ae(sweep_member(cfg, dim))
         s = read_summary(run_dir)
         rows.append({"code_dim": dim, "bytes_float32": 4 * dim, "test_loss": s["best_monitored"],
                      "test_mse": s["test_mse"], "test_psnr": s["test_psnr"], "test_ssim": s["test_ssim"],
                      "params": s["params"], "epochs": s["epochs"], "run": run_dir.name})
-    stem = runs_root(cfg.runs_dir or None) / EXERCISE / cfg.name
-    outputs = write_table(rows, stem, caption=f"Dense autoencoder: code size vs test loss ({cfg.loss}) and PSNR")
+    stem = runs_root(cfg.run.runs_dir or None) / EXERCISE / cfg.run.name
+    outputs = write_table(rows, stem, caption=f"Dense autoencoder: code size vs test loss ({cfg.optim.loss}) and PSNR")
     outputs.append(figures.sweep_plot(rows, stem.with_suffix(".png")))
     print(outputs[0].read_text())
     return outputs
@@ -266,18 +191,35 @@ def svm(cfg: SvmConfig) -> Path:
         return _svm(cfg)
 
 
+def svm_autoencoder(cfg: SvmConfig) -> Path:
+    """The ``ae`` run whose encoder gives the codes: ``ae_run``, else the default ``notmnist ae`` of
+    ``code_dim`` on the same data and seed (reused when trained, trained otherwise)."""
+    if cfg.ae_run:
+        return Path(cfg.ae_run)
+    return trained_ae(AEConfig(code_dim=cfg.code_dim, threads=cfg.threads, data=cfg.data,
+                               run=RunOptions(runs_dir=cfg.run.runs_dir, seed=cfg.run.seed, progress=cfg.run.progress)))
+
+
+def finished_svm(cfg: SvmConfig) -> Path | None:
+    """A finished ``svm`` run of the same config, if one exists (SVM runs are reused like trained ones)."""
+    base = runs_root(cfg.run.runs_dir or None) / EXERCISE
+    return next((p for p in sorted(base.glob(f"{cfg.run.name}*")) if is_finished(p) and same_run(cfg, p)), None)
+
+
 def _svm(cfg: SvmConfig) -> Path:
-    images = load_images(cfg, cfg.seed)
+    for kind in cfg.features:
+        FEATURES.get(kind)  # a typo fails before any data is read
+    images = load_images(cfg.data, cfg.run.seed)
     autoencoder, ae_run = None, ""
     if "ae" in cfg.features:
-        ae_run = Path(cfg.ae_run) if cfg.ae_run else trained_ae(ae_config(cfg))
-        ae_cfg = cfgmod.load(AEConfig, Path(ae_run) / "config.yaml")
+        ae_run = svm_autoencoder(cfg)
+        ae_cfg = cfgmod.load(AEConfig, ae_run / "config.yaml")
         autoencoder = load_model_weights(create_autoencoder("dense-ae", code_dim=ae_cfg.code_dim),
-                                         Path(ae_run) / "checkpoints" / "best.ckpt")
-    run_dir = new_run_dir(EXERCISE, cfg.name, runs_dir=cfg.runs_dir or None, force=cfg.force)
+                                         ae_run / "checkpoints" / "best.ckpt")
+    run_dir = new_run_dir(EXERCISE, cfg.run.name, runs_dir=cfg.run.runs_dir or None, force=cfg.run.force)
     cfgmod.save(cfg, run_dir / "config.yaml")
     code_size = autoencoder.code_size if autoencoder is not None else cfg.code_dim
-    grid = SvmGrid(cfg.c_values, cfg.gamma_scales, cfg.cv_samples, cfg.cv_folds, cfg.seed)
+    grid = SvmGrid(cfg.svm.c_values, cfg.svm.gamma_scales, cfg.svm.cv_samples, cfg.svm.cv_folds, cfg.run.seed)
     started = time.perf_counter()
     rows = svm_table(cfg.features, FeatureInputs(images.x_train, images.x_test, autoencoder, code_size),
                      images.y_train, images.y_test, grid)
@@ -287,7 +229,7 @@ def _svm(cfg: SvmConfig) -> Path:
     files.write_text(run_dir / "summary.json", json.dumps({
         "name": run_dir.name, "exercise": EXERCISE, "kind": "svm", "ae_run": str(ae_run), "rows": rows,
         "wall_time_s": time.perf_counter() - started, "train_images": len(images.x_train),
-        "test_images": len(images.x_test), "seed": cfg.seed, **environment()}, indent=2))
+        "test_images": len(images.x_test), "seed": cfg.run.seed, **environment()}, indent=2))
     print(outputs[0].read_text())
     return run_dir
 
@@ -296,21 +238,26 @@ def _svm(cfg: SvmConfig) -> Path:
 
 
 def denoise(cfg: DenoiseConfig) -> Path:
-    """Train the denoising autoencoder on fresh noise each epoch; score it on fixed test noise."""
+    """Train the denoising autoencoder on fresh noise each epoch; score it on fixed test noise.
+
+    Raises:
+        ConfigError: unknown model or noise spec (before any data is read). TrainingDiverged: a NaN loss.
+    """
     with cpu_threads(cfg.threads):
         return _denoise(cfg)
 
 
 def _denoise(cfg: DenoiseConfig) -> Path:
-    pl.seed_everything(cfg.seed, verbose=False)
-    images = load_images(cfg, cfg.seed)
     spec = parse_noise(cfg.noise)
+    AUTOENCODERS.get(cfg.model)  # an unknown name fails here, listing the known ones
+    pl.seed_everything(cfg.run.seed, verbose=False)
+    images = load_images(cfg.data, cfg.run.seed)
     noisy_test = noisy_copy(images.x_test, spec, seed=cfg.test_noise_seed)
     model = create_autoencoder(cfg.model)
-    run_dir = open_run(EXERCISE, cfg)
-    train_loader = TensorLoader(images.x_train, images.x_train, cfg.batch_size, shuffle=True, seed=cfg.seed,
+    run_dir = open_run(EXERCISE, cfg, cfg.run)
+    train_loader = TensorLoader(images.x_train, images.x_train, cfg.optim.batch_size, shuffle=True, seed=cfg.run.seed,
                                 transform=NoiseTransform(spec))  # (noisy, clean) pairs, new noise every epoch
-    eval_loader = TensorLoader(noisy_test, images.x_test, cfg.eval_batch_size)
+    eval_loader = TensorLoader(noisy_test, images.x_test, cfg.data.eval_batch_size)
     result, best = _fit_autoencoder(model, cfg, run_dir, train_loader, eval_loader)
     if not result.is_global_zero:
         return run_dir
@@ -331,7 +278,43 @@ def _denoise(cfg: DenoiseConfig) -> Path:
     return run_dir
 
 
-# ---- command line ------------------------------------------------------------------------------------
+# ---- re-scoring a finished run -----------------------------------------------------------------
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str = "", data_root: str = "") -> dict[str, Any]:
+    """Re-score an ``ae`` or ``denoise`` run's best checkpoint on ``split`` (its own data, or ``data_dir``/
+    ``data_root``); a denoiser is scored on the run's fixed noise, drawn again from its seed.
+
+    Returns:
+        {"split", "images", "mse", "psnr_db", "ssim"}: of the reconstructions against the clean images.
+
+    Raises:
+        ConfigError: not an ``ae`` or ``denoise`` run, or a split notMNIST lacks (val).
+    """
+    run_dir = Path(run_dir)
+    if split == "val":
+        raise ConfigError("notMNIST runs have train and test splits only: use --split test or train")
+    overrides = {k: v for k, v in {"data.data_dir": data_dir, "data.data_root": data_root}.items() if v}
+    recorded = cfgmod.read_yaml(run_dir / "config.yaml")
+    if "noise" in recorded:
+        cfg: AEConfig | DenoiseConfig = cfgmod.load(DenoiseConfig, run_dir / "config.yaml", overrides)
+        model = create_autoencoder(cfg.model)
+    elif "code_dim" in recorded and "features" not in recorded:
+        cfg = cfgmod.load(AEConfig, run_dir / "config.yaml", overrides)
+        model = create_autoencoder("dense-ae", code_dim=cfg.code_dim)
+    else:
+        raise ConfigError(f"{run_dir}: not a run of `notmnist ae` or `notmnist denoise`")
+    images = load_images(cfg.data, cfg.run.seed)
+    clean = images.x_train if split == "train" else images.x_test
+    inputs = clean
+    if isinstance(cfg, DenoiseConfig):
+        inputs = noisy_copy(clean, parse_noise(cfg.noise), seed=cfg.test_noise_seed)
+    best = load_model_weights(model, run_dir / "checkpoints" / "best.ckpt").eval()
+    q = quality(reconstruct(best, inputs), clean)
+    return {"split": split, "images": len(clean), **q}
+
+
+# ---- the commands (see cnnlab.cli) -----------------------------------------------------------------
 
 
 def _print_result(run_dir: Path) -> None:
@@ -341,57 +324,43 @@ def _print_result(run_dir: Path) -> None:
           f"(best epoch {s['best_epoch']} of {s['epochs']}, {s['wall_time_s']:.0f} s)")
 
 
-def cmd_ae(args: argparse.Namespace) -> int:
-    run_dir = train_ae(resolve_config(AEConfig, args))
+def cmd_ae(cfg: AEConfig) -> int:
+    run_dir = train_ae(cfg)
     if (run_dir / "summary.json").is_file():
         _print_result(run_dir)
     return 0
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
-    sweep(resolve_config(SweepConfig, args))
+def cmd_sweep(cfg: SweepConfig) -> int:
+    outputs = sweep(cfg)
+    print(f"sweep: {outputs[0]} (also .csv, .tex) and {outputs[-1]}")
     return 0
 
 
-def cmd_svm(args: argparse.Namespace) -> int:
-    run_dir = svm(resolve_config(SvmConfig, args))
+def cmd_svm(cfg: SvmConfig) -> int:
+    run_dir = svm(cfg)
     print(f"{run_dir}: SVM table in {run_dir / 'svm.md'} (also .csv, .tex)")
     return 0
 
 
-def cmd_denoise(args: argparse.Namespace) -> int:
-    run_dir = denoise(resolve_config(DenoiseConfig, args))
+def cmd_denoise(cfg: DenoiseConfig) -> int:
+    run_dir = denoise(cfg)
     if (run_dir / "summary.json").is_file():
         _print_result(run_dir)
     return 0
 
 
-def cmd_summary(args: argparse.Namespace) -> int:
-    options = parse_key_values(args.model_opt, "--model-opt")
+def cmd_summary(options: AutoencoderOptions) -> int:
     try:
-        model = create_autoencoder(args.model, **options)
+        model = create_autoencoder(options.model, **options.options)
     except TypeError as e:
-        raise ConfigError(f"--model-opt: {args.model} does not take {', '.join(options)} ({e})") from None
+        raise ConfigError(f"options: {options.model} does not take {', '.join(options.options)} ({e})") from None
     print(describe_autoencoder(model))
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction, name: str, help_text: str) -> None:
-    cmds = command_group(sub, name, help_text, __doc__)
-
-    for command, cls, func, help_line in (
-        ("ae", AEConfig, cmd_ae, "train the shallow dense autoencoder into runs/notmnist/<name>/"),
-        ("ae-sweep", SweepConfig, cmd_sweep, "train (or reuse) one dense autoencoder per code size; table and plot"),
-        ("svm", SvmConfig, cmd_svm, "SVM test accuracy on raw pixels vs autoencoder codes vs PCA"),
-        ("denoise", DenoiseConfig, cmd_denoise, "train the convolutional denoising autoencoder"),
-    ):
-        p = cmds.add_parser(command, help=help_line, description=cls.__doc__)
-        add_config_file_flag(p)
-        cfgmod.add_config_flags(p, cls)
-        p.set_defaults(func=func)
-
-    p = cmds.add_parser("summary", help="layer table with output shapes (input 1x28x28) and the code size")
-    p.add_argument("--model", default="conv-dae", choices=list_autoencoders(), help="autoencoder [default: conv-dae]")
-    p.add_argument("--model-opt", action="append", metavar="KEY=VALUE", help="builder option, e.g. code_dim=64")
-    p.set_defaults(func=cmd_summary)
-
+def cmd_evaluate(options: EvaluateOptions) -> int:
+    r = evaluate_run(options.run_dir, options.split, options.data_dir, options.data_root)
+    print(f"{options.run_dir}: {r['split']} MSE {r['mse']:.4f}, PSNR {r['psnr_db']:.2f} dB, SSIM {r['ssim']:.3f} "
+          f"on {r['images']} images (best checkpoint)")
+    return 0

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from cnnlab.config import field, from_dict
+from cnnlab.config import field
 from cnnlab.models.layers import ConvBNAct, FastStage, InceptionBlock, PatchWhitening, ResidualBlock, activation
 from cnnlab.models.registry import register_model
 

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from cnnlab.config import from_dict
+from cnnlab.config import build
 from cnnlab.errors import ConfigError
 from cnnlab.registry import Registry
 
@@ -36,7 +36,7 @@ def register_model(name: str, config_class: type):
 def model_config(name: str, **overrides: Any) -> Any:
     entry: ModelEntry = MODELS.get(name)
     try:
-        return from_dict(entry.config_class, overrides)
+        return build(entry.config_class, overrides)
     except ConfigError as e:
         raise ConfigError(f"model {name!r}: {e}") from None
 

@@ -1,18 +1,18 @@
 """Build the lab report from recorded runs: ``reports/lab/index.html`` (one self-contained file) and
 ``reports/lab/report.md``.
 
-    cnnlab report [--runs runs/] [--out reports/lab]
+    cnnlab report [--runs-dir runs/] [--out reports/lab]
 
 Every number comes from a run folder's summary or metrics; a part whose runs are missing says so.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import platform
 from pathlib import Path
 
+from cnnlab.experiments.configs import ReportConfig
 from cnnlab.paths import runs_root
 from cnnlab.report import exercise1, exercise2, exercise3, questions
 from cnnlab.report.document import Document, Heading, Paragraph, Table, write
@@ -49,14 +49,7 @@ def build(runs_dir: str | Path | None = None, out_dir: str | Path = "reports/lab
     return write(doc, out_dir)
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    page, md = build(args.runs, args.out)
+def cmd_report(cfg: ReportConfig) -> int:
+    page, md = build(cfg.runs_dir or None, cfg.out)
     print(f"report: {page.resolve()}\n        {md.resolve()}")
     return 0
-
-
-def add_commands(sub: argparse._SubParsersAction, name: str, help_text: str) -> None:
-    p = sub.add_parser(name, help=help_text, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs", default=None, help="folder holding the runs [default: ./runs or $CNNLAB_RUNS]")
-    p.add_argument("--out", default="reports/lab", help="output folder [default: reports/lab]")
-    p.set_defaults(func=cmd_report)

@@ -10,7 +10,7 @@ from cnnlab.report.document import Document, Figure, Heading, Missing, Paragraph
 from cnnlab.viz.tables import fmt_pct as pct, mean_std
 from cnnlab.report.runs import add_diverged, Entry, group_by_entry, load_runs
 
-HOW = "Run `cnnlab cifar compare --config configs/cifar/table1-quick.yaml` (or `cnnlab lab`)."
+HOW = "Run `cnnlab cifar compare --preset quick` (or `cnnlab lab`)."
 
 
 def table1_rows(entries: list[Entry]) -> list[dict[str, Any]]:

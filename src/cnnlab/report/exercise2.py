@@ -10,7 +10,7 @@ from cnnlab.viz.curves import plot_curves
 from cnnlab.report.document import Document, Figure, Heading, Missing, Paragraph, Table
 from cnnlab.report.runs import add_diverged, Run, load_runs
 
-HOW = "Run `cnnlab food compare --config configs/food/compare-quick.yaml` (or `cnnlab lab`)."
+HOW = "Run `cnnlab food compare --preset quick` (or `cnnlab lab`)."
 
 
 def label(s: dict[str, Any]) -> str:

@@ -8,47 +8,37 @@ epoch's MSE) are exact whatever the batch sizes.
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.config import field
 from cnnlab.metrics import psnr_from_mse
-from cnnlab.train.engine import EngineConfig
+from cnnlab.train.options import AutoencoderOptim
 from cnnlab.train.sums import EpochSums
 
 # Reconstruction losses by name; both take (prediction in [0, 1], target in [0, 1]).
 LOSSES = {"bce": F.binary_cross_entropy, "mse": F.mse_loss}
 
 
-@dataclass
-class AutoencoderTrainConfig(EngineConfig):
-    """Engine settings plus the optimiser and loss of an autoencoder."""
-
-    batch_size: int = field(256, "images per batch (per device)")
-    lr: float = field(1e-3, "Adam learning rate")
-    loss: Literal["bce", "mse"] = field("bce", "reconstruction loss: binary cross-entropy or mean squared error")
-    channels_last: bool = field(True, "NHWC memory layout for conv autoencoders (faster with oneDNN and cuDNN)")
-    threads: int = field(1, "CPU threads for torch (0: torch's default, all cores). One is fastest for these small "
-                            "models on a shared CPU: measured 0.18 s/epoch vs 1-4.5 s with two contended threads")
-
-
 class AutoencoderModule(pl.LightningModule):
-    def __init__(self, model: nn.Module, cfg: AutoencoderTrainConfig, hparams: dict[str, Any] | None = None):
+    """An autoencoder trained with Adam on ``optim.loss``; logs ``{split}_loss`` per epoch and, on the
+    evaluated split, ``test_mse`` and ``test_psnr``. ``hparams`` is stored in its checkpoints."""
+
+    def __init__(self, model: nn.Module, optim: AutoencoderOptim, *, channels_last: bool = True,
+                 hparams: dict[str, Any] | None = None):
         super().__init__()
-        self.model = model.to(memory_format=torch.channels_last) if cfg.channels_last else model
-        self.cfg = cfg
-        self.loss_fn = LOSSES[cfg.loss]
-        self.save_hyperparameters(hparams if hparams is not None else asdict(cfg))
+        self.model = model.to(memory_format=torch.channels_last) if channels_last else model
+        self.optim = optim
+        self.channels_last = channels_last
+        self.loss_fn = LOSSES[optim.loss]
+        self.save_hyperparameters(hparams or {})
         self.sums = EpochSums()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.cfg.channels_last and x.ndim == 4:
+        if self.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
 
@@ -101,23 +91,7 @@ class AutoencoderModule(pl.LightningModule):
         self._log_split("train")  # runs without an eval loader log here instead
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr)
-
-
-@contextlib.contextmanager
-def cpu_threads(threads: int):
-    """Run the block with ``threads`` torch CPU threads (0: leave the setting alone), then restore it.
-
-    Why: OpenMP threads wait for each other at every operation; when another process holds one of the
-    cores, a two-thread step of the dense AE takes 5-25x longer than a one-thread step.
-    """
-    before = torch.get_num_threads()
-    if threads > 0:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+        return torch.optim.Adam(self.model.parameters(), lr=self.optim.lr)
 
 
 @torch.inference_mode()

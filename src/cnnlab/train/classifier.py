@@ -8,39 +8,16 @@ from __future__ import annotations
 
 import math
 
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.config import field
-from cnnlab.train.engine import EngineConfig
+from cnnlab.train.options import ClassifierOptim
 from cnnlab.train.lookahead import Lookahead
 from cnnlab.train.sums import EpochSums
-
-
-@dataclass
-class ClassifierTrainConfig(EngineConfig):
-    """Engine settings plus the optimiser of a classifier."""
-
-    batch_size: int = field(64, "images per batch (per device)")
-    # AdamW by default: it learns within the first hundred steps at one learning rate for every
-    # architecture and precision, where SGD needs a per-net lr and many epochs (the quick runs people try
-    # first). The SGD recipes (Table 1's, airbench's) set their optimizer explicitly.
-    optimizer: Literal["sgd", "adamw"] = field("adamw", "adamw or sgd (momentum, Nesterov)")
-    lr: float = field(1e-3, "peak learning rate")
-    momentum: float = field(0.9, "SGD momentum")
-    weight_decay: float = field(0.05, "weight decay on conv/linear weights (not on biases or norms); decoupled for adamw")
-    schedule: Literal["onecycle", "cosine", "constant"] = field("onecycle", "learning-rate schedule, stepped per batch")
-    warmup: float = field(0.2, "fraction of steps spent warming up (onecycle)")
-    norm_lr_scale: float = field(1.0, "learning-rate multiplier for biases and norm parameters (airbench: 64)")
-    label_smoothing: float = field(0.0, "label smoothing of the cross-entropy loss")
-    lookahead: bool = field(False, "lookahead weight averaging every 5 steps, strongest at the end (airbench)")
-    flip_tta: bool = field(False, "evaluate on each image and its mirror image, averaging the logits")
-    channels_last: bool = field(True, "NHWC memory layout (faster convolutions with oneDNN and cuDNN)")
 
 
 def parameter_groups(model: nn.Module, weight_decay: float, lr: float, norm_lr_scale: float = 1.0) -> list[dict[str, Any]]:
@@ -54,41 +31,46 @@ def parameter_groups(model: nn.Module, weight_decay: float, lr: float, norm_lr_s
             {"params": no_decay, "weight_decay": 0.0, "lr": lr * norm_lr_scale}]
 
 
-def make_optimizer(model: nn.Module, cfg: ClassifierTrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
-    lr = cfg.lr if lr is None else lr
-    groups = parameter_groups(model, cfg.weight_decay, lr, cfg.norm_lr_scale)
-    if cfg.optimizer == "adamw":
+def make_optimizer(model: nn.Module, optim: ClassifierOptim, lr: float | None = None) -> torch.optim.Optimizer:
+    lr = optim.lr if lr is None else lr
+    groups = parameter_groups(model, optim.weight_decay, lr, optim.norm_lr_scale)
+    if optim.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=lr)
-    return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+    return torch.optim.SGD(groups, lr=lr, momentum=optim.momentum, nesterov=optim.momentum > 0)
 
 
-def lr_factor(step: int, total_steps: int, cfg: ClassifierTrainConfig) -> float:
+def lr_factor(step: int, total_steps: int, optim: ClassifierOptim) -> float:
     """Multiplier on the peak LR at ``step``: one-cycle is a linear ramp from 1/25 up to 1 over the
     warm-up, then a linear fall to 0 at the last step (clamped, so extra steps never go negative)."""
     t = min(step / max(total_steps, 1), 1.0)
-    if cfg.schedule == "onecycle":
-        if t < cfg.warmup:
-            return 0.04 + 0.96 * t / cfg.warmup
-        return max(0.0, (1.0 - t) / max(1.0 - cfg.warmup, 1e-8))
-    if cfg.schedule == "cosine":
+    if optim.schedule == "onecycle":
+        if t < optim.warmup:
+            return 0.04 + 0.96 * t / optim.warmup
+        return max(0.0, (1.0 - t) / max(1.0 - optim.warmup, 1e-8))
+    if optim.schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * t))
     return 1.0
 
 
-def make_schedule(optimizer: torch.optim.Optimizer, cfg: ClassifierTrainConfig, total_steps: int):
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, cfg))
+def make_schedule(optimizer: torch.optim.Optimizer, optim: ClassifierOptim, total_steps: int):
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, optim))
 
 
 class ClassifierModule(pl.LightningModule):
-    def __init__(self, model: nn.Module, cfg: ClassifierTrainConfig, *, eval_split: str = "test",
-                 hparams: dict[str, Any] | None = None):
+    """A classifier trained by cross-entropy with ``optim``; logs ``{split}_loss`` and ``{split}_acc`` per
+    epoch, with ``flip_tta`` averaging each evaluated image's logits with its mirror image's.
+    ``hparams`` (the run's whole config, as plain data) is stored in its checkpoints."""
+
+    def __init__(self, model: nn.Module, optim: ClassifierOptim, *, channels_last: bool = True,
+                 flip_tta: bool = False, eval_split: str = "test", hparams: dict[str, Any] | None = None):
         super().__init__()
-        self.model = model.to(memory_format=torch.channels_last) if cfg.channels_last else model
-        self.cfg = cfg
+        self.model = model.to(memory_format=torch.channels_last) if channels_last else model
+        self.optim = optim
+        self.flip_tta = flip_tta
         self.eval_split = eval_split
-        self.save_hyperparameters(hparams if hparams is not None else asdict(cfg))
+        self.save_hyperparameters(hparams or {})
         self.sums = EpochSums()
-        self.lookahead = Lookahead() if cfg.lookahead else None
+        self.lookahead = Lookahead() if optim.lookahead else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -111,7 +93,7 @@ class ClassifierModule(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         x, y = batch
         logits = self.model(x)
-        loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.optim.label_smoothing)
         self._accumulate("train", logits, y, loss)
         return loss
 
@@ -122,7 +104,7 @@ class ClassifierModule(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         x, y = batch
         logits = self.model(x)
-        if self.cfg.flip_tta:
+        if self.flip_tta:
             logits = (logits + self.model(x.flip(3))) / 2
         self._accumulate(self.eval_split, logits, y, F.cross_entropy(logits, y))
 
@@ -134,8 +116,8 @@ class ClassifierModule(pl.LightningModule):
         self._log_split("train")  # runs without an eval loader log here instead
 
     def configure_optimizers(self):
-        optimizer = make_optimizer(self.model, self.cfg)
-        schedule = make_schedule(optimizer, self.cfg, int(self.trainer.estimated_stepping_batches))
+        optimizer = make_optimizer(self.model, self.optim)
+        schedule = make_schedule(optimizer, self.optim, int(self.trainer.estimated_stepping_batches))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 

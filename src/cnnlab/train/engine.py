@@ -24,30 +24,10 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, TQDMProgressBar
 
-from cnnlab.config import field
 from cnnlab.errors import CnnlabError, TrainingDiverged, TrainingInterrupted
-from cnnlab.train.checkpoint import (AtomicCheckpointIO, EpochRecord, ResumableCSVLogger, load_model_weights,
+from cnnlab.train.options import Hardware, RunOptions
+from cnnlab.train.checkpoint import (AtomicCheckpointIO, EpochRecord, ResumableCSVLogger,
                                      read_checkpoint, recorded_state)
-
-
-@dataclass
-class EngineConfig:
-    """What every training command shares: naming, seeding, length, hardware, logging."""
-
-    name: str = field("", "run name: the folder runs/<exercise>/<name> (default: derived from the config)")
-    runs_dir: str = field("", "folder holding the runs (default: ./runs or $CNNLAB_RUNS)")
-    seed: int = field(0, "random seed for initialisation, shuffling and augmentation")
-    epochs: int = field(10, "training epochs")
-    early_stopping_patience: int = field(0, "stop after this many epochs without improvement (0: never)")
-    accelerator: str = field("auto", "Lightning accelerator: auto, cpu, gpu, ...")
-    devices: str = field("auto", "Lightning devices: auto, a count, or a list such as 0,1")
-    num_nodes: int = field(1, "machines for multi-node DDP")
-    strategy: str = field("auto", "Lightning strategy: auto, ddp, ddp_spawn, ...")
-    precision: str = field("auto", "auto (bf16-mixed on CUDA and on CPUs with native bf16, else 32-true), 32-true, bf16-mixed, 16-mixed")
-    logger: Literal["none", "csv", "tensorboard"] = field("csv", "Lightning logger writing into the run folder")
-    progress: bool = field(True, "progress bars on stderr, when it is a terminal")
-    resume: bool = field(False, "continue the named run from its checkpoints/last.ckpt")
-    force: bool = field(False, "replace an existing run of the same name instead of adding a suffix")
 
 
 # Lightning's advice that does not apply to in-memory tensor loaders or to our own metrics.csv.
@@ -113,7 +93,7 @@ def _devices(value: str) -> Any:
     try:
         return int(value)
     except ValueError:
-        raise CnnlabError(f"--devices: expected auto, a count or a list like 0,1; got {value!r}") from None
+        raise CnnlabError(f"hardware.devices: expected auto, a count or a list like 0,1; got {value!r}") from None
 
 
 def _logger(kind: str, run_dir: Path, keep_epochs: int = 0):
@@ -166,9 +146,9 @@ class ProgressBar(TQDMProgressBar):
         self.train_progress_bar.set_description(f"Epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")
 
 
-def show_progress(config: EngineConfig) -> bool:
+def show_progress(run: RunOptions) -> bool:
     """Bars only where someone watches: asked for, and stderr is a terminal (no frames in a log file)."""
-    return config.progress and sys.stderr.isatty()
+    return run.progress and sys.stderr.isatty()
 
 
 def _loss_text(loss: torch.Tensor | None) -> str:
@@ -195,27 +175,36 @@ class FiniteLoss(pl.Callback):
             info={"diverged_epoch": epoch, "diverged_step": step, "diverged_lr": lr})
 
 
-def make_trainer(config: EngineConfig, run_dir: Path, *, monitor: str, mode: str, has_eval: bool = True,
-                 keep_log_epochs: int = 0, **record_kw: Any) -> tuple[pl.Trainer, EpochRecord]:
+@dataclass
+class Length:
+    """How long a fit runs: ``epochs`` at most, fewer with early stopping after ``patience`` epochs
+    without improvement of the monitored metric (0: never)."""
+
+    epochs: int
+    patience: int = 0
+
+
+def make_trainer(run: RunOptions, hardware: Hardware, length: Length, run_dir: Path, *, monitor: str, mode: str,
+                 has_eval: bool = True, keep_log_epochs: int = 0, **record_kw: Any) -> tuple[pl.Trainer, EpochRecord]:
     """A Trainer wired to ``run_dir`` (see ``fit``); returns it and its ``EpochRecord``."""
     record = EpochRecord(run_dir, monitor if has_eval else None, mode, **record_kw)
     callbacks: list[pl.Callback] = [FiniteLoss(), record]
-    if show_progress(config):
+    if show_progress(run):
         callbacks.append(ProgressBar(monitor.split("_")[0] if has_eval else "train"))
-    if config.early_stopping_patience > 0 and has_eval:
-        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=config.early_stopping_patience))
+    if length.patience > 0 and has_eval:
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=length.patience))
     trainer = pl.Trainer(
-        max_epochs=config.epochs,
-        accelerator=config.accelerator,
-        devices=_devices(config.devices),
-        num_nodes=config.num_nodes,
-        strategy=config.strategy,
-        precision=resolve_precision(config.precision, config.accelerator),
+        max_epochs=length.epochs,
+        accelerator=hardware.accelerator,
+        devices=_devices(hardware.devices),
+        num_nodes=hardware.num_nodes,
+        strategy=hardware.strategy,
+        precision=resolve_precision(hardware.precision, hardware.accelerator),
         callbacks=callbacks,
-        logger=_logger(config.logger, run_dir, keep_log_epochs),
+        logger=_logger(run.logger, run_dir, keep_log_epochs),
         plugins=[AtomicCheckpointIO()],
         enable_checkpointing=True,  # EpochRecord is the checkpoint callback (no default ModelCheckpoint added)
-        enable_progress_bar=show_progress(config),
+        enable_progress_bar=show_progress(run),
         enable_model_summary=False,  # we write our own model_summary.txt
         num_sanity_val_steps=0,
         log_every_n_steps=50,
@@ -226,11 +215,11 @@ def make_trainer(config: EngineConfig, run_dir: Path, *, monitor: str, mode: str
     return trainer, record
 
 
-def fit(module: pl.LightningModule, train_loader, eval_loader, run_dir: Path, config: EngineConfig, *,
-        monitor: str, mode: Literal["max", "min"], **record_kw: Any) -> FitResult:
-    """Train ``module``; returns where the best and last checkpoints are and when the best was.
+def fit(module: pl.LightningModule, train_loader, eval_loader, run_dir: Path, run: RunOptions, hardware: Hardware,
+        length: Length, *, monitor: str, mode: Literal["max", "min"], **record_kw: Any) -> FitResult:
+    """Train ``module`` for ``length``; returns where the best and last checkpoints are and when the best was.
 
-    With ``config.resume`` the run continues from ``checkpoints/last.ckpt`` (checked first).
+    With ``run.resume`` the run continues from ``checkpoints/last.ckpt`` (checked first).
     ``record_kw`` (``epoch_offset``, ``row_extra``) go to ``EpochRecord``.
 
     Raises:
@@ -242,13 +231,13 @@ def fit(module: pl.LightningModule, train_loader, eval_loader, run_dir: Path, co
     quiet_lightning()
     last = run_dir / "checkpoints" / "last.ckpt"
     ckpt_path, done_epochs = None, 0
-    if config.resume and last.is_file():  # a run killed in its first epoch starts again from scratch
+    if run.resume and last.is_file():  # a run killed in its first epoch starts again from scratch
         done_epochs = recorded_state(read_checkpoint(last, mmap=True)).get("last_epoch", 0)
         ckpt_path = last
     has_eval = eval_loader is not None
-    trainer, record = make_trainer(config, run_dir, monitor=monitor, mode=mode, has_eval=has_eval,
+    trainer, record = make_trainer(run, hardware, length, run_dir, monitor=monitor, mode=mode, has_eval=has_eval,
                                    keep_log_epochs=done_epochs, **record_kw)
-    reason = precision_choice(config.precision, config.accelerator)[1]
+    reason = precision_choice(hardware.precision, hardware.accelerator)[1]
     if trainer.is_global_zero:
         print(f"cnnlab: precision {trainer.precision} ({reason})", file=sys.stderr)
     for loader in (train_loader, eval_loader):
@@ -281,6 +270,22 @@ def fit(module: pl.LightningModule, train_loader, eval_loader, run_dir: Path, co
                      best_score=record.best_score if record.best_score is not None else float("nan"),
                      epochs=record.last_epoch, wall_time_s=record.elapsed(), precision=str(trainer.precision),
                      precision_reason=reason, is_global_zero=trainer.is_global_zero)
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: int):
+    """Run the block with ``threads`` torch CPU threads (0: leave the setting alone), then restore it.
+
+    Why: OpenMP threads wait for each other at every operation; when another process holds one of the
+    cores, a two-thread step of the dense AE takes 5-25x longer than a one-thread step.
+    """
+    before = torch.get_num_threads()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def child_of_launcher() -> bool:

@@ -1,24 +1,17 @@
-"""Transfer-learning strategies for a ``TransferNet`` (backbone + head), all trained by ``engine.fit``.
+"""What every transfer-learning strategy is built from (the strategies themselves, which read the Food
+config, are in ``cnnlab.experiments.food``):
 
-* ``frozen``: the backbone in eval mode without gradients (``freeze``). By default its pooled features
-  are computed once and cached (``train.features``) and the head trains from them in seconds, its
-  checkpoints holding the head alone (``HeadOnFeatures``); with ``cache=False`` every batch goes through
-  the backbone, with augmentation.
-* ``finetune``: the keras.io recipe in two phases. Phase 1 is ``frozen`` for ``head_epochs`` (into
-  ``<run>/phase1/``); phase 2 unfreezes the last K blocks (``unfreeze_last``) and trains on augmented
-  images at ``finetune_lr``, BatchNorms of the still-frozen blocks kept in inference mode (and, unless
-  ``finetune_bn_stats``, those of the unfrozen blocks too, as keras.io does).
-* ``scratch``: the same network from random weights, every parameter trained: the baseline that shows
-  what the ImageNet weights buy.
-
-Each strategy returns an ``Outcome``: what was trained, where its best checkpoint is, and how to feed it.
+* ``Inputs``: what a ``TransferNet`` (or the head alone) is fed per split: images with the backbone's
+  transforms (``image_inputs``), or pooled features of the frozen backbone, computed once and cached
+  (``feature_inputs``, see ``train.features``);
+* ``fit_phase``: one phase of training through ``engine.fit``, returning an ``Outcome`` (what was
+  trained, where its best checkpoint is, and how to feed it);
+* ``merge_phase_metrics``: a two-phase run's ``metrics.csv`` as one table.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -26,20 +19,16 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from cnnlab import config as cfgmod
-from cnnlab.train.features import cached_features
 from cnnlab.data.food101 import FoodData
 from cnnlab.data.loader import TensorLoader
 from cnnlab.data.preprocess import Preprocess
-from cnnlab.errors import ConfigError
-from cnnlab.models.transfer import HeadOnFeatures, TransferNet
-from cnnlab.registry import Registry
-from cnnlab.train.classifier import ClassifierModule
+from cnnlab.models.transfer import TransferNet
 from cnnlab.train.checkpoint import read_rows, write_rows
-from cnnlab.train.engine import EngineConfig, FitResult, fit, load_model_weights, resolve_precision
-from cnnlab.train.freeze import count_trainable, freeze, unfreeze, unfreeze_last
-
-STRATEGIES = Registry("strategy")
+from cnnlab.train.classifier import ClassifierModule
+from cnnlab.train.engine import FitResult, Length, fit, resolve_precision
+from cnnlab.train.features import cached_features
+from cnnlab.train.freeze import count_trainable
+from cnnlab.train.options import ClassifierOptim, Hardware, RunOptions
 
 
 # ---- what the net is fed: images (with the backbone's transforms) or cached features ---------------
@@ -63,31 +52,34 @@ class Inputs:
         return TensorLoader(x, y, batch_size, transform=self.eval_transform)
 
 
-def run_device(cfg: Any) -> torch.device:
-    """Where extraction and final evaluation run: the GPU unless the config asks for the CPU."""
-    on_gpu = cfg.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+def run_device(hardware: Hardware) -> torch.device:
+    """Where extraction and final evaluation run: the GPU unless ``hardware`` asks for the CPU."""
+    on_gpu = hardware.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
     return torch.device("cuda" if on_gpu else "cpu")
 
 
 def image_inputs(data: FoodData, pre: Preprocess) -> Inputs:
+    """Each split's uint8 images, with the backbone's train (augmenting) and eval transforms."""
     tensors = {"train": (data.train.x, data.train.y), "test": (data.test.x, data.test.y)}
     if data.val is not None:
         tensors["val"] = (data.val.x, data.val.y)
     return Inputs(tensors, pre.train_transform(), pre.eval_transform(), "images")
 
 
-def feature_inputs(net: TransferNet, data: FoodData, pre: Preprocess, cfg: Any) -> Inputs:
-    """Cached pooled features of every split (extracted now if absent); eval preprocessing, no augmentation."""
-    bf16 = resolve_precision(cfg.precision, cfg.accelerator).startswith("bf16")
-    device = run_device(cfg)
+def feature_inputs(net: TransferNet, data: FoodData, pre: Preprocess, hardware: Hardware, *,
+                   batch_size: int = 128, selection: tuple = ()) -> Inputs:
+    """Cached pooled features (N, F) float32 of every split (extracted now if absent, in batches of
+    ``batch_size`` images); eval preprocessing, no augmentation. ``selection`` names how the splits were
+    drawn from the source beyond their classes (per-class limit, val fraction and seed), so that
+    features of another draw are never served."""
+    bf16 = resolve_precision(hardware.precision, hardware.accelerator).startswith("bf16")
+    device = run_device(hardware)
     tensors, info = {}, {"built": False, "seconds": 0.0, "images_per_s": None}
     splits = {"train": data.train, "test": data.test, **({"val": data.val} if data.val is not None else {})}
-    # With a val split, train and val are parts of the official train split drawn by the seed.
-    drawn_by = (cfg.val_fraction, cfg.seed) if data.val is not None else None
     for split, part in splits.items():
-        key = (split, tuple(data.classes), cfg.per_class_limit, drawn_by)
+        key = (split, tuple(data.classes), *selection)
         features, built = cached_features(net, part.x, pre, source=data.root, split=split, key=key,
-                                          bf16=bf16, batch_size=cfg.eval_batch_size, kind="food-features",
+                                          bf16=bf16, batch_size=batch_size, kind="food-features",
                                           device=device)
         tensors[split] = (features, part.y)
         if built["built"]:
@@ -97,61 +89,56 @@ def feature_inputs(net: TransferNet, data: FoodData, pre: Preprocess, cfg: Any) 
     return Inputs(tensors, kind="features", info=info)
 
 
-@contextmanager
-def one_cpu_thread(enabled: bool = True):
-    """Train heads on cached features with one CPU thread. Their matmuls are too small to gain from
-    more, and on a shared machine OpenMP's spinning threads collapse: a 20-epoch mlp:512 head took
-    90 s with 2 threads and 9 s with 1 on this 2-core box while another process was busy."""
-    before = torch.get_num_threads()
-    if enabled:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 # ---- one phase of training ------------------------------------------------------------------------
 
 
 @dataclass
 class Outcome:
+    """What a strategy trained: its checkpoints and epochs (1-based), the model (the ``TransferNet``, or
+    ``HeadOnFeatures`` of it), how to feed that model, and one record per phase."""
+
     best_ckpt: Path
     last_ckpt: Path
     epochs: int
     best_epoch: int
     best_score: float
     wall_time_s: float
-    model: nn.Module  # what was trained and checkpointed: the TransferNet, or HeadOnFeatures of it
-    inputs: Inputs  # how to feed ``model``, for evaluating its best checkpoint
+    model: nn.Module
+    inputs: Inputs
     trainable_params: int
     is_global_zero: bool = True
     phases: list[dict[str, Any]] = field(default_factory=list)
     feature_info: dict[str, Any] | None = None  # extraction of cached features, when a phase used them
 
 
-def eval_split(cfg: Any) -> str:
-    return "val" if cfg.val_fraction > 0 else "test"
+@dataclass
+class Phase:
+    """How one phase trains: its optimisation, the run and hardware, the split that picks best.ckpt,
+    evaluation batch size, and the hyperparameters stored in its checkpoints."""
+
+    optim: ClassifierOptim
+    run: RunOptions
+    hardware: Hardware
+    eval_split: str = "test"
+    eval_batch_size: int = 128
+    hparams: dict[str, Any] = field(default_factory=dict)
 
 
-def engine_config(cfg: Any) -> EngineConfig:
-    """The engine's settings out of an experiment config whose ``strategy`` names the transfer strategy;
-    Lightning's strategy comes from ``lightning_strategy`` instead."""
-    shared = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(EngineConfig)}
-    return EngineConfig(**{**shared, "strategy": getattr(cfg, "lightning_strategy", "auto")})
-
-
-def fit_phase(model: nn.Module, inputs: Inputs, cfg: Any, run_dir: Path, **record_kw: Any) -> FitResult:
-    split = eval_split(cfg)
+def fit_phase(model: nn.Module, inputs: Inputs, phase: Phase, run_dir: Path, name: str,
+              **record_kw: Any) -> Outcome:
+    """Train ``model`` on ``inputs`` for one phase (``name`` is recorded); see ``engine.fit`` for errors."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    module = ClassifierModule(model, cfg, eval_split=split, hparams=cfgmod.to_dict(cfg))
-    train_loader = inputs.loader("train", cfg.batch_size, train=True, seed=cfg.seed)
-    eval_loader = inputs.loader(split, cfg.eval_batch_size)
+    module = ClassifierModule(model, phase.optim, channels_last=phase.hardware.channels_last,
+                              eval_split=phase.eval_split, hparams=phase.hparams)
+    train_loader = inputs.loader("train", phase.optim.batch_size, train=True, seed=phase.run.seed)
+    eval_loader = inputs.loader(phase.eval_split, phase.eval_batch_size)
     with warnings.catch_warnings():
         # Frozen BatchNorms stay in eval mode on purpose (see train.freeze); Lightning warns about them.
         warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")
-        return fit(module, train_loader, eval_loader, run_dir, engine_config(cfg), monitor=f"{split}_acc", mode="max",
-                   **record_kw)
+        result = fit(module, train_loader, eval_loader, run_dir, phase.run, phase.hardware,
+                     Length(phase.optim.epochs, phase.optim.early_stopping_patience),
+                     monitor=f"{phase.eval_split}_acc", mode="max", **record_kw)
+    return _outcome(result, model, inputs, name)
 
 
 def _outcome(result: FitResult, model: nn.Module, inputs: Inputs, phase: str) -> Outcome:
@@ -160,55 +147,6 @@ def _outcome(result: FitResult, model: nn.Module, inputs: Inputs, phase: str) ->
                   "precision": result.precision, "precision_reason": result.precision_reason}
     return Outcome(result.best_ckpt, result.last_ckpt, result.epochs, result.best_epoch, result.best_score,
                    result.wall_time_s, model, inputs, count_trainable(model), result.is_global_zero, [phase_info])
-
-
-# ---- the strategies ---------------------------------------------------------------------------------
-
-
-@STRATEGIES.register("frozen")
-def train_frozen(net: TransferNet, data: FoodData, pre: Preprocess, cfg: Any, run_dir: Path) -> Outcome:
-    freeze(net.backbone)
-    if not cfg.cache:
-        inputs = image_inputs(data, pre)
-        return _outcome(fit_phase(net, inputs, cfg, run_dir), net, inputs, "frozen")
-    inputs = feature_inputs(net, data, pre, cfg)
-    head = HeadOnFeatures(net)
-    if cfg.precision == "auto":  # tiny matmuls on cached features: bf16 would cost accuracy and buy no speed
-        cfg = cfgmod.replace(cfg, {"precision": "32-true"})
-    with one_cpu_thread(run_device(cfg).type == "cpu"):
-        result = fit_phase(head, inputs, cfg, run_dir)
-    outcome = _outcome(result, head, inputs, "frozen (cached features)")
-    outcome.feature_info = inputs.info
-    return outcome
-
-
-@STRATEGIES.register("finetune")
-def train_finetune(net: TransferNet, data: FoodData, pre: Preprocess, cfg: Any, run_dir: Path) -> Outcome:
-    if cfg.unfreeze != "all" and int(cfg.unfreeze) < 1:
-        raise ConfigError("finetune: --unfreeze must be at least 1 (or all); 0 is the frozen strategy")
-    head = train_frozen(net, data, pre, cfgmod.replace(cfg, {"epochs": cfg.head_epochs}), run_dir / "phase1")
-    load_model_weights(head.model, head.last_ckpt)  # the head as phase 1 left it, as in the keras recipe
-    unfreeze(net.head)
-    unfreeze_last(net.backbone, cfg.unfreeze, train_bn=cfg.finetune_bn_stats)
-    inputs = image_inputs(data, pre)
-    if head.is_global_zero:
-        merge_phase_metrics(run_dir / "phase1" / "metrics.csv", run_dir / "metrics.csv")
-    phase2 = fit_phase(net, inputs, cfgmod.replace(cfg, {"lr": cfg.finetune_lr}), run_dir,
-                       epoch_offset=head.epochs, row_extra={"phase": 2})
-    body = _outcome(phase2, net, inputs, f"finetune (last {cfg.unfreeze} blocks)")
-    body.phases = head.phases + body.phases
-    body.feature_info = head.feature_info
-    body.epochs += head.epochs
-    body.best_epoch += head.epochs  # counted over both phases
-    body.wall_time_s += head.wall_time_s
-    return body
-
-
-@STRATEGIES.register("scratch")
-def train_scratch(net: TransferNet, data: FoodData, pre: Preprocess, cfg: Any, run_dir: Path) -> Outcome:
-    unfreeze(net)
-    inputs = image_inputs(data, pre)
-    return _outcome(fit_phase(net, inputs, cfg, run_dir), net, inputs, "scratch")
 
 
 def merge_phase_metrics(phase1_csv: Path, run_csv: Path) -> None:

@@ -1,0 +1,308 @@
+"""Every command's config, composed from parts: the run, the hardware, the optimisation (see
+``cnnlab.train.options``), the data, the model. Keys are dotted paths (``optim.lr``, ``data.limit_train``)
+with bare shorthands where unique (``--lr``); see ``cnnlab.config`` for the grammar.
+
+Torch-free, so that ``cnnlab <command> --help`` is quick: names that need a registry (architectures,
+backbones, autoencoders) are checked when a command runs, before any data is read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from cnnlab.config import field
+from cnnlab.errors import ConfigError
+from cnnlab.train.options import AutoencoderOptim, ClassifierOptim, Hardware, RunOptions
+
+DEFAULT_FOOD_CLASSES = 20  # the lab asks for the first 20 classes of Food-101
+
+
+def run_name(what: str, seed: int, **sizes: int) -> str:
+    """The one naming scheme of runs: what the run is, the data sizes that differ from the whole set
+    (``n2000`` for 2,000 train images, ``c10`` for 10 classes, ...), then the seed.
+
+    >>> run_name("residual", 0, n=2000)
+    'residual-n2000-s0'
+    """
+    tags = [f"{tag}{value}" for tag, value in sizes.items() if value]
+    return "-".join([what.replace("/", "_").replace(":", ""), *tags, f"s{seed}"])
+
+
+# ---- Exercise 1: CIFAR-10 ----------------------------------------------------------------------
+
+
+@dataclass
+class CifarData:
+    """Data: the CIFAR-10 source, subsets, the monitored split and augmentation."""
+
+    data_dir: str = field("", "CIFAR-10 source: cifar-10-batches-py/ folder, image tree, or .tar/.tar.gz of "
+                              "either (default: look under the data root, else download)")
+    data_root: str = field("", "folder in which datasets are looked up (default: $CNNLAB_DATA, else ~/.cache/cnnlab)")
+    limit_train: int = field(0, "class-balanced subset of the training images (0: all)")
+    limit_test: int = field(0, "class-balanced subset of the test images (0: all)")
+    monitor: Literal["test", "val"] = field("test", "split whose accuracy picks best.ckpt: test (as the lab asks) "
+                                                    "or val (val_fraction of train held out)")
+    val_fraction: float = field(0.1, "fraction of train held out when monitoring val")
+    # Off by default: on runs of a few epochs, crops cost more than they regularise; recipes for longer
+    # runs set it (Table 1 and the fast recipe do).
+    crop_padding: int = field(0, "random-crop augmentation padding in pixels (0: off; 2-4 pays on long runs)")
+    flip: bool = field(True, "random horizontal flips")
+    eval_batch_size: int = field(1000, "images per batch when evaluating")
+
+
+@dataclass
+class CifarConfig:
+    """cnnlab cifar train: one architecture on CIFAR-10 into runs/cifar/<name>/."""
+
+    arch: str = field("residual", "registered architecture (see `cnnlab cifar archs`)")
+    model: dict = field({}, "options of the architecture's config, e.g. --model.widths [32,64,128]")
+    flip_tta: bool = field(False, "evaluate on each image and its mirror image, averaging the logits")
+    run: RunOptions = field(RunOptions(), "the run")
+    hardware: Hardware = field(Hardware(), "the hardware")
+    # Batch 32: the first runs people try are a few epochs on a few thousand images, where the number of
+    # steps matters more than the throughput per image (bench/cifar_quick_defaults.py).
+    optim: ClassifierOptim = field(ClassifierOptim(batch_size=32), "the optimisation")
+    data: CifarData = field(CifarData(), "the data")
+
+    def __post_init__(self) -> None:
+        if not self.run.name:
+            self.run.name = run_name(self.arch, self.run.seed, n=self.data.limit_train)
+
+
+@dataclass
+class ArchOptions:
+    """An architecture and its options (for `cifar summary` and `cifar graph`)."""
+
+    arch: str = field("residual", "registered architecture (see `cnnlab cifar archs`)")
+    model: dict = field({}, "options of the architecture's config, e.g. --model.widths [32,64,128]")
+
+
+@dataclass
+class GraphOptions(ArchOptions):
+    """cnnlab cifar graph: an architecture graph with shapes (.svg, .png, or .gv source)."""
+
+    out: str = field("architecture.svg", "output file: .svg, .png, or .gv (DOT source)")
+    depth: int = field(3, "nesting depth to expand")
+
+
+@dataclass
+class CompareOptions:
+    """A comparison: a preset of runs (defaults + one entry per run), trained or reused."""
+
+    preset: str = field("quick", "a preset shipped with cnnlab (quick, full) or a path to a preset YAML file")
+    seeds: int = field(1, "seeds per entry; accuracies become mean ± std")
+    runs_dir: str = field("", "folder holding the runs (default: ./runs, or $CNNLAB_RUNS)")
+
+
+@dataclass
+class EvaluateOptions:
+    """Re-score a run's best checkpoint on a chosen split (its own data settings, or another source)."""
+
+    run_dir: str = field("", "the run folder (runs/<exercise>/<name>)")
+    split: Literal["train", "test", "val"] = field("test", "split to score")
+    data_dir: str = field("", "data source (default: the one the run was trained on)")
+    data_root: str = field("", "folder in which datasets are looked up (default: the run's)")
+
+
+# ---- Exercise 2: Food-101 -------------------------------------------------------------------------
+
+
+@dataclass
+class FoodData:
+    """Data: the Food-101 source, how many classes and images, the backbone's input size."""
+
+    data_dir: str = field("", "Food-101: a folder holding food-101/, or a .tar/.tar.gz of it (default: look "
+                              "under the data root, else download about 5 GB)")
+    data_root: str = field("", "folder in which datasets are looked up (default: $CNNLAB_DATA, else ~/.cache/cnnlab)")
+    num_classes: int = field(0, f"the first N classes of meta/classes.txt (0: the lab's {DEFAULT_FOOD_CLASSES}, "
+                                f"or as many as the data has when fewer, said in one line)")
+    per_class_limit: int = field(0, "at most this many images per class in each split (0: all), for quick runs")
+    val_fraction: float = field(0.0, "class-balanced fraction of train held out as val, which then picks "
+                                     "best.ckpt (0: the test split does, as the lab asks)")
+    input_size: int = field(0, "side of the square the backbone sees, px (0: the backbone's own, from timm)")
+    eval_batch_size: int = field(128, "images per batch when evaluating or extracting features")
+
+
+@dataclass
+class Finetune:
+    """Fine-tuning (strategy finetune): phase 1 trains the head on the frozen backbone, phase 2 unfreezes."""
+
+    unfreeze: str = field("2", "blocks unfrozen at the end of the backbone in phase 2, a count or all")
+    head_epochs: int = field(10, "epochs of phase 1 (the head on the frozen backbone)")
+    lr: float = field(1e-4, "learning rate of phase 2, lower so pretrained weights move gently")
+    bn_stats: bool = field(False, "BatchNorms of unfrozen blocks use and update batch statistics "
+                                  "(default: every BatchNorm keeps its ImageNet statistics, as in keras.io)")
+
+
+@dataclass
+class FoodConfig:
+    """cnnlab food train: one backbone + head + strategy on Food-101 into runs/food/<name>/."""
+
+    # Names of earlier versions, still accepted.
+    ALIASES = {"lr": "optim.lr", "finetune_lr": "finetune.lr", "finetune_bn_stats": "finetune.bn_stats",
+               "lightning_strategy": "hardware.strategy", "unfreeze": "finetune.unfreeze",
+               "head_epochs": "finetune.head_epochs"}
+
+    backbone: str = field("efficientnet_lite0", "registered backbone (`cnnlab food backbones`) or any timm model name")
+    head: str = field("linear", "linear, or mlp:H1[,H2...] (hidden sizes)")
+    strategy: Literal["frozen", "finetune", "scratch"] = field(
+        "frozen", "transfer strategy: frozen backbone, two-phase finetune, or scratch (random init); "
+                  "Lightning's strategy is --hardware.strategy")
+    activation: str = field("relu", "MLP head activation: relu, gelu, silu, tanh")
+    dropout: float = field(0.2, "head dropout: on the features (linear), after each hidden layer (mlp)")
+    head_batch_norm: bool = field(False, "BatchNorm after each hidden layer of an MLP head")
+    cache: bool = field(True, "frozen (and finetune phase 1): train the head from cached backbone features; "
+                              "--no-cache trains through the backbone with augmentation")
+    eval_train: bool = field(True, "re-evaluate the best checkpoint on the whole train split (off: report the "
+                                   "train accuracy logged during its epoch)")
+    run: RunOptions = field(RunOptions(), "the run")
+    hardware: Hardware = field(Hardware(), "the hardware")
+    optim: ClassifierOptim = field(ClassifierOptim(epochs=20, weight_decay=1e-4, schedule="cosine"),
+                                   "the optimisation (finetune: of phase 1, the head; epochs: of phase 2)")
+    finetune: Finetune = field(Finetune(), "fine-tuning")
+    data: FoodData = field(FoodData(), "the data")
+
+    def __post_init__(self) -> None:
+        if self.finetune.unfreeze != "all" and not str(self.finetune.unfreeze).isdigit():
+            raise ConfigError(f"finetune.unfreeze: expected a number of blocks or 'all', got {self.finetune.unfreeze!r}")
+
+    def default_name(self, num_classes: int) -> str:
+        """The run's name when none is given: backbone, head, strategy, then classes and limits."""
+        what = f"{self.backbone}-{self.head.replace(',', '-')}-{self.strategy}"
+        if self.strategy == "finetune":
+            what += f"-u{self.finetune.unfreeze}"
+        return run_name(what, self.run.seed, c=num_classes, n=self.data.per_class_limit)
+
+
+# ---- Exercise 3: notMNIST -------------------------------------------------------------------------
+
+
+@dataclass
+class NotMnistData:
+    """Data: where notMNIST comes from and how much of it to use (subsets are for quick runs)."""
+
+    data_dir: str = field("", "folder with the four notMNIST idx files, .gz or not (default: data root, else download)")
+    data_root: str = field("", "folder in which datasets are looked up (default: $CNNLAB_DATA, else ~/.cache/cnnlab)")
+    limit_train: int = field(0, "class-balanced subset of the training images (0: all)")
+    limit_test: int = field(0, "class-balanced subset of the test images (0: all)")
+    eval_batch_size: int = field(1000, "images per batch when evaluating")
+
+
+THREADS_HELP = ("CPU threads for torch (0: torch's default, all cores). One is fastest for these small models "
+                "on a shared CPU (bench/notmnist.py measures it)")
+
+
+@dataclass
+class AEConfig:
+    """cnnlab notmnist ae: the lab's shallow dense autoencoder (BCE, Adam, batch 256, 50 epochs)."""
+
+    code_dim: int = field(32, "code size: units of the hidden layer")
+    threads: int = field(1, THREADS_HELP)
+    run: RunOptions = field(RunOptions(), "the run")
+    # 32-true: the dense AE's matrices are too small for bf16 to pay.
+    hardware: Hardware = field(Hardware(precision="32-true"), "the hardware")
+    # 1.3e-3 measured best for 50 epochs; higher kills ReLU code units.
+    optim: AutoencoderOptim = field(AutoencoderOptim(lr=1.3e-3), "the optimisation")
+    data: NotMnistData = field(NotMnistData(), "the data")
+
+    def __post_init__(self) -> None:
+        if self.code_dim < 1:
+            raise ConfigError(f"code_dim: must be at least 1, got {self.code_dim}")
+        if not self.run.name:
+            self.run.name = run_name(f"dense-ae-{self.code_dim}", self.run.seed, n=self.data.limit_train)
+
+
+@dataclass
+class SweepConfig:
+    """cnnlab notmnist ae-sweep: one dense autoencoder per code size (each reused when trained); table and plot."""
+
+    dims: list[int] = field([8, 16, 32, 64, 128], "code sizes to train")
+    threads: int = field(1, THREADS_HELP)
+    run: RunOptions = field(RunOptions(name="ae-sweep"), "the run (its name names the table and plot)")
+    hardware: Hardware = field(Hardware(precision="32-true"), "the hardware")
+    optim: AutoencoderOptim = field(AutoencoderOptim(lr=1.3e-3), "the optimisation of every autoencoder")
+    data: NotMnistData = field(NotMnistData(), "the data")
+
+    def __post_init__(self) -> None:
+        if not self.dims or min(self.dims) < 1:
+            raise ConfigError(f"dims: give one or more code sizes of at least 1, got {self.dims}")
+
+
+@dataclass
+class SvmOptions:
+    """The SVM's grid search: C and gamma values, cross-validated on a class-balanced subsample."""
+
+    c_values: list[float] = field([1.0, 10.0], "SVM C values tried by the grid search")
+    gamma_scales: list[float] = field([0.5, 1.0, 2.0], "gamma values tried, as multiples of 1 / (dims * variance)")
+    cv_samples: int = field(2000, "class-balanced training subsample used by the grid search")
+    cv_folds: int = field(3, "cross-validation folds of the grid search")
+
+
+@dataclass
+class SvmConfig:
+    """cnnlab notmnist svm: RBF SVMs on raw pixels, on a dense autoencoder's codes, and on PCA with as many
+    components as the code has values."""
+
+    features: list[str] = field(["raw", "ae", "pca"], "feature kinds: raw, ae, pca")
+    ae_run: str = field("", "run folder of `cnnlab notmnist ae` whose encoder gives the codes (default: "
+                            "reuse, or train, the default `notmnist ae` of code_dim on the same data)")
+    code_dim: int = field(32, "code size of the autoencoder trained or reused when ae_run is not given")
+    threads: int = field(1, THREADS_HELP)
+    svm: SvmOptions = field(SvmOptions(), "the grid search")
+    run: RunOptions = field(RunOptions(name="svm"), "the run")
+    data: NotMnistData = field(NotMnistData(), "the data")
+
+
+@dataclass
+class DenoiseConfig:
+    """cnnlab notmnist denoise: the lab's convolutional denoising autoencoder (MSE, Adam, batch 128, 10 epochs)."""
+
+    model: str = field("conv-dae", "registered autoencoder (see `cnnlab notmnist summary --help`)")
+    noise: str = field("gaussian:0.5", "KIND:AMOUNT, gaussian:FACTOR (clipped to [0, 1]) or saltpepper:FRACTION")
+    test_noise_seed: int = field(1234, "seed of the fixed noise on the test images")
+    threads: int = field(1, THREADS_HELP)
+    run: RunOptions = field(RunOptions(), "the run")
+    hardware: Hardware = field(Hardware(), "the hardware")
+    optim: AutoencoderOptim = field(AutoencoderOptim(epochs=10, batch_size=128, loss="mse"), "the optimisation")
+    data: NotMnistData = field(NotMnistData(), "the data")
+
+    def __post_init__(self) -> None:
+        if ":" not in self.noise:
+            raise ConfigError(f"noise: expected KIND:AMOUNT such as gaussian:0.5, got {self.noise!r}")
+        if not self.run.name:
+            self.run.name = run_name(f"{self.model}-{self.noise}", self.run.seed, n=self.data.limit_train)
+
+
+@dataclass
+class AutoencoderOptions:
+    """cnnlab notmnist summary: an autoencoder's layer table (input 1x28x28) and its code size."""
+
+    model: str = field("conv-dae", "registered autoencoder: dense-ae or conv-dae")
+    options: dict = field({}, "builder options, e.g. --options.code_dim 64")
+
+
+# ---- the lab and its report -----------------------------------------------------------------------
+
+
+@dataclass
+class LabConfig:
+    """cnnlab lab: every exercise of a preset, then the report. Finished runs are reused and an
+    interrupted one resumes, so a killed lab started again loses no finished work."""
+
+    preset: str = field("quick", "a preset shipped with cnnlab (quick, full) or a path to a preset YAML file")
+    data_root: str = field("", "folder holding the datasets in any accepted form (default: $CNNLAB_DATA, "
+                               "else ~/.cache/cnnlab)")
+    runs_dir: str = field("", "folder holding the runs (default: ./runs, or $CNNLAB_RUNS)")
+    only: list[str] = field([], "run only these exercises: cifar, food, notmnist (the report is always rebuilt)")
+    progress: bool = field(True, "progress bars on stderr, when it is a terminal")
+
+
+@dataclass
+class ReportConfig:
+    """cnnlab report: the lab report (one self-contained HTML file and Markdown) from whatever runs exist."""
+
+    ALIASES = {"runs": "runs_dir"}
+
+    runs_dir: str = field("", "folder holding the runs (default: ./runs, or $CNNLAB_RUNS)")
+    out: str = field("reports/lab", "output folder")
