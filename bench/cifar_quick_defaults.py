@@ -19,6 +19,7 @@ import tempfile
 
 import _common
 
+from cnnlab.config import build
 from cnnlab.experiments import cifar
 from cnnlab.experiments.cifar import CifarConfig
 from cnnlab.models import list_models
@@ -48,7 +49,7 @@ def main() -> None:
             for seed in range(args.seeds):
                 cells = []
                 for recipe, changes in (("default", {}), ("previous", PREVIOUS)):
-                    cfg = CifarConfig(arch=arch, data_dir=str(data), epochs=2, limit_train=2000, limit_test=1000,
+                    cfg = build(CifarConfig, arch=arch, data_dir=str(data), epochs=2, limit_train=2000, limit_test=1000,
                                       precision=precision, seed=seed, progress=False, logger="none", **changes)
                     s = json.loads((cifar.train(cfg) / "summary.json").read_text())
                     low, high = wilson(s["test_acc"], s["test_images"])

@@ -17,6 +17,7 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 
+from cnnlab.config import build
 from cnnlab.data import cifar10
 from cnnlab.data.loader import TensorLoader, class_balanced_indices
 from cnnlab.experiments.cifar import CifarConfig, build_model, train_transform
@@ -86,7 +87,7 @@ def main() -> None:
     print(f"{'arch':<14} {'plain img/s':>12} {'cnnlab img/s':>13} {'ratio':>7}   precision={resolve_precision('auto')}, "
           f"batch={args.batch_size}, {args.images} images, epochs 2..{args.epochs} timed, best of {args.repeats}")
     for arch in args.archs.split(","):
-        cfg = CifarConfig(arch=arch, epochs=args.epochs, batch_size=args.batch_size, progress=False, logger="none")
+        cfg = build(CifarConfig, arch=arch, epochs=args.epochs, batch_size=args.batch_size, progress=False, logger="none")
         steady = lambda times: (len(x) // args.batch_size * args.batch_size) / (sum(times[1:]) / len(times[1:]))  # noqa: E731
         plain, ours = [], []
         for _ in range(args.repeats):  # interleaved: noise on a shared machine hits both

@@ -22,6 +22,7 @@ import _common  # noqa: F401  (sys.path, data location)
 import torch
 import torch.nn.functional as F
 
+from cnnlab.config import build
 from cnnlab.experiments.notmnist import AEConfig, DenoiseConfig, SvmConfig, denoise, load_images, svm, train_ae
 from cnnlab.metrics import psnr
 from cnnlab.models.autoencoders import create_autoencoder
@@ -59,7 +60,7 @@ def plain_dense_ae(images, seed: int, epochs: int, batch_size: int = 256) -> dic
 
 
 def cnnlab_dense_ae(seed: int, epochs: int, runs_dir: str, data_dir: str) -> tuple[dict, str]:
-    run = train_ae(AEConfig(data_dir=data_dir, epochs=epochs, seed=seed, runs_dir=runs_dir, progress=False,
+    run = train_ae(build(AEConfig, data_dir=data_dir, epochs=epochs, seed=seed, runs_dir=runs_dir, progress=False,
                             logger="none", name=f"bench-ae-s{seed}"))
     s = read_summary(run)
     return {"s_per_epoch": s["seconds_per_epoch"], "wall_s": s["wall_time_s"], "test_loss": s["best_monitored"],
@@ -72,12 +73,12 @@ def fmt_row(who: str, seed: int, r: dict) -> dict:
 
 
 def bench_dense(args, runs_dir: str) -> str:
-    images = load_images(AEConfig(data_dir=args.data_dir))
+    images = load_images(build(AEConfig, data_dir=args.data_dir))
     rows, ratios, first_run = [], [], ""
     for seed in args.seeds:
         ours, run = cnnlab_dense_ae(seed, args.ae_epochs, runs_dir, args.data_dir)
         first_run = first_run or run
-        with cpu_threads(AEConfig().threads):  # the same thread count cnnlab uses
+        with cpu_threads(build(AEConfig).threads):  # the same thread count cnnlab uses
             plain = plain_dense_ae(images, seed, args.ae_epochs)
         rows += [fmt_row("cnnlab", seed, ours), fmt_row("plain loop", seed, plain)]
         ratios.append(ours["wall_s"] / plain["wall_s"])
@@ -95,7 +96,7 @@ def bench_dense(args, runs_dir: str) -> str:
 
 
 def bench_denoise(args, runs_dir: str) -> None:
-    run = denoise(DenoiseConfig(data_dir=args.data_dir, epochs=args.dae_epochs, noise=args.noise, runs_dir=runs_dir,
+    run = denoise(build(DenoiseConfig, data_dir=args.data_dir, epochs=args.dae_epochs, noise=args.noise, runs_dir=runs_dir,
                                 progress=False, logger="none", name="bench-dae"))
     s = read_summary(run)
     print(f"## conv denoising AE, {args.noise}, {args.dae_epochs} epochs, batch 128, precision "
@@ -110,7 +111,7 @@ def bench_denoise(args, runs_dir: str) -> None:
 def bench_svm(args, runs_dir: str, ae_run: str) -> None:
     print(f"## SVM (RBF, standardised, C x gamma grid cross-validated on 2000 images), AE codes from {ae_run}\n")
     started = time.perf_counter()
-    svm(SvmConfig(data_dir=args.data_dir, ae_run=ae_run, runs_dir=runs_dir, progress=False, name="bench-svm"))
+    svm(build(SvmConfig, data_dir=args.data_dir, ae_run=ae_run, runs_dir=runs_dir, progress=False, name="bench-svm"))
     print(f"whole SVM command: {time.perf_counter() - started:.1f} s (features, grid search, fit, predict)\n")
 
 

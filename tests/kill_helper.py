@@ -18,6 +18,7 @@ import sys
 
 import torch
 
+from cnnlab.config import build
 from cnnlab.experiments import cifar
 from cnnlab.train import checkpoint as ck
 
@@ -86,5 +87,5 @@ if __name__ == "__main__":
         from cnnlab.cli import main
 
         raise SystemExit(main(sys.argv[2:]))
-    cifar.train(cifar.CifarConfig(**json.loads(sys.argv[2])))
+    cifar.train(build(cifar.CifarConfig, **json.loads(sys.argv[2])))
     raise SystemExit("not killed")

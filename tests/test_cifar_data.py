@@ -60,7 +60,7 @@ def test_offline_download_is_one_clear_error(tmp_path, monkeypatch):
         raise OSError("network unreachable")
 
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
-    with pytest.raises(DataError, match=r"CIFAR-10 not found in .*--data-dir PATH"):
+    with pytest.raises(DataError, match=r"CIFAR-10 not found in .*`data_dir` PATH"):
         cifar10.locate(root=tmp_path / "empty")
 
 

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from cnnlab.config import build
 from cnnlab.cli import main
 from cnnlab.experiments import cifar
 from cnnlab.experiments.cifar import CifarConfig
 from cnnlab.models import list_models
 from cnnlab.train.classifier import accuracy, predict_logits
-from cnnlab.train.engine import load_model_weights
+from cnnlab.train.checkpoint import load_model_weights
 
 from conftest import shared_data
 
@@ -23,7 +24,7 @@ SMALL = {"widths": [8, 16, 32], "dense": [32]}
 def tiny_config(data_dir, **kw) -> CifarConfig:
     base = dict(arch="sequential", model=SMALL, data_dir=str(data_dir), epochs=3, batch_size=16,
                 progress=False, logger="none")
-    return CifarConfig(**{**base, **kw})
+    return build(CifarConfig, **{**base, **kw})
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
@@ -93,13 +94,13 @@ def test_cli_end_to_end(cifar_tree, tmp_path, capsys):
     assert "Total params" in capsys.readouterr().out
     assert main(["cifar", "graph", "--arch", "residual", "--out", str(tmp_path / "g.svg")]) == 0
     assert (tmp_path / "g.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
-    args = ["cifar", "train", "--arch", "sequential", "--model-opt", "widths=[8,16,32]", "--model-opt", "dense=[16]",
+    args = ["cifar", "train", "--arch", "sequential", "--model.widths", "[8,16,32]", "--model.dense", "[16]",
             "--data-dir", str(cifar_tree), "--epochs", "1", "--batch-size", "16", "--no-progress", "--name", "cli"]
     assert main(args) == 0
     assert "test acc" in capsys.readouterr().out
     assert main(["cifar", "train", "--arch", "nope", "--data-dir", str(cifar_tree)]) == 2
     assert "unknown architecture 'nope'" in capsys.readouterr().err
-    assert main(["cifar", "train", "--data-dir", str(cifar_tree), "--model-opt", "widht=[8]", "--epochs", "1"]) == 2
+    assert main(["cifar", "train", "--data-dir", str(cifar_tree), "--model.widht", "[8]", "--epochs", "1"]) == 2
     assert "did you mean 'widths'" in capsys.readouterr().err
 
 
@@ -136,7 +137,7 @@ runs:
 
 def test_ddp_two_cpu_processes_write_one_best_checkpoint(cifar_tree, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "cnnlab", "cifar", "train", "--arch", "sequential", "--model-opt", "widths=[8,16,32]",
+    cmd = [sys.executable, "-m", "cnnlab", "cifar", "train", "--arch", "sequential", "--model.widths", "[8,16,32]",
            "--data-dir", str(cifar_tree), "--epochs", "2", "--batch-size", "8", "--accelerator", "cpu",
            "--devices", "2", "--strategy", "ddp", "--precision", "32-true", "--no-progress", "--name", "ddp"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
@@ -156,7 +157,7 @@ def test_defaults_learn_two_epochs_of_2000_real_images(arch, precision, real_dat
     (chance 10%). ``bench/cifar_quick_defaults.py`` prints the measured accuracies with their intervals
     (1,000 test images: about +-3 points at 95%) beside the previous recipe's."""
     data = shared_data() / "cifar10-jpg.tar.gz"
-    cfg = CifarConfig(arch=arch, data_dir=str(data), epochs=2, limit_train=2000, limit_test=1000,
+    cfg = build(CifarConfig, arch=arch, data_dir=str(data), epochs=2, limit_train=2000, limit_test=1000,
                       precision=precision, progress=False, logger="none")
     summary = json.loads((cifar.train(cfg) / "summary.json").read_text())
     assert summary["test_acc"] >= 0.35, (arch, precision, summary["test_acc"])

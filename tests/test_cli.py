@@ -1,37 +1,32 @@
 """Every command's --help renders (help texts are format strings: a stray % breaks them)."""
 
-import argparse
+import subprocess
+import sys
 
 import pytest
+import yaml
 
-from cnnlab.cli import GROUPS, build_parser, main
+from cnnlab.cli import COMMANDS, GROUPS, main
 
-
-def all_commands():
-    """Every command and sub-command: each group's parser is built as `cnnlab <group> ...` builds it
-    (the top-level parser only lists the groups, without importing them)."""
-    commands = []
-
-    def walk(p, prefix):
-        for action in p._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                for name, sub in action.choices.items():
-                    commands.append(prefix + [name])
-                    walk(sub, prefix + [name])
-
-    for group in GROUPS:
-        groups = next(a for a in build_parser([group])._actions if isinstance(a, argparse._SubParsersAction))
-        commands.append([group])
-        walk(groups.choices[group], [group])
-    return commands
+ALL_COMMANDS = [list(c.words) for c in COMMANDS] + [[g] for g in GROUPS if not any(c.words == (g,) for c in COMMANDS)]
 
 
-@pytest.mark.parametrize("command", all_commands(), ids=" ".join)
+@pytest.mark.parametrize("command", ALL_COMMANDS, ids=" ".join)
 def test_help_renders(command, capsys):
-    with pytest.raises(SystemExit) as done:
-        main(command + ["--help"])
-    assert done.value.code == 0
-    assert "usage: cnnlab" in capsys.readouterr().out
+    assert main(command + ["--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: cnnlab") and "%(" not in out and "Namespace(" not in out and "<factory>" not in out
+
+
+def test_every_command_has_a_description_and_every_key_a_help_text(capsys):
+    from cnnlab import config as cfgmod
+
+    for cmd in COMMANDS:
+        assert cmd.help, cmd.words
+        for cls in filter(None, (cmd.config, cmd.every_run)):
+            assert cls.__doc__ and not cls.__doc__.startswith(cls.__name__ + "("), cls  # not the dataclass repr
+            missing = [k for k, leaf in cfgmod.leaves(cls).items() if not leaf.help]
+            assert not missing, (cls, missing)
 
 
 def test_a_group_alone_prints_its_help(capsys):
@@ -40,19 +35,60 @@ def test_a_group_alone_prints_its_help(capsys):
 
 
 def test_the_lab_groups_exist():
-    assert {"cifar", "food", "notmnist"} <= {c[0] for c in all_commands()} and set(GROUPS) >= {"lab", "report"}
+    assert {"cifar", "food", "notmnist"} <= {c[0] for c in ALL_COMMANDS} and set(GROUPS) >= {"lab", "report"}
 
 
-def test_top_level_help_and_version_import_no_framework():
-    import subprocess
-    import sys
+def test_help_of_every_command_and_version_import_no_framework():
+    """`--help` and `--version` stay quick: no torch, Lightning, timm or torchvision is imported for them."""
+    commands = [[], *ALL_COMMANDS]
+    code = ("import sys\nfrom cnnlab.cli import main\n"
+            f"for words in {commands!r}:\n    main(words + ['--help'])\nmain(['--version'])\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'lightning', 'timm', 'torchvision'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout[-2000:] + done.stderr
 
-    for flag in ("--help", "--version"):
-        code = ("import sys\nfrom cnnlab.cli import main\ntry:\n    main([%r])\nexcept SystemExit:\n    pass\n"
-                "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'lightning', 'timm', 'torchvision'}))"
-                % flag)
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-        assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
+
+def test_one_grammar_flags_yaml_and_print_config(tmp_path, capsys):
+    """Dotted keys, shorthands, dashes, comma lists and a YAML file all set the same keys."""
+    path = tmp_path / "run.yaml"
+    path.write_text("optim: {lr: 0.5}\ndata.limit_train: 300\nepochs: 4\n")
+    assert main(["cifar", "train", "--config", str(path), "--epochs", "2", "--model.widths", "8,16",
+                 "--hardware.strategy", "ddp", "--no-flip", "--print-config"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["optim"]["lr"] == 0.5 and shown["optim"]["epochs"] == 2  # the flag beats the file
+    assert shown["data"]["limit_train"] == 300 and shown["data"]["flip"] is False
+    assert shown["model"] == {"widths": [8, 16]} and shown["hardware"]["strategy"] == "ddp"
+    assert shown["run"]["name"] == "residual-n300-s0"
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["cifar", "train", "--epoch", "2"], "unknown option --epoch (did you mean --epochs?)"),
+    (["cifar", "train", "--strategy", "ddp"], "did you mean --hardware.strategy?"),
+    (["cifar", "train", "--lr", "fast"], "optim.lr: expected a number, got 'fast'"),
+    (["cifar", "train", "--optimizer", "adam"], "optim.optimizer: 'adam' is not one of 'sgd', 'adamw'"),
+    (["food", "train", "--strategy", "frozn"], "strategy: 'frozn' is not one of"),
+    (["cifar", "compare", "--preset", "quik"], "unknown cifar preset 'quik' (did you mean 'quick'?)"),
+    (["cifar", "evaluate"], "needs a RUN_DIR"),
+    (["cifar", "trian"], "unknown command 'trian' (did you mean 'train'?)"),
+])
+def test_typos_and_bad_values_are_one_clear_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+
+
+def test_comparisons_read_shipped_presets_from_any_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["cifar", "compare", "--preset", "quick", "--epochs", "1", "--print-config"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["preset"] == "quick" and shown["every_run"] == {"optim": {"epochs": 1}}
+    from cnnlab.experiments.common import read_compare_config
+
+    for kind in ("cifar", "food"):
+        for preset in ("quick", "full"):
+            defaults, runs = read_compare_config(kind, preset)
+            assert runs and all(r["name"] for r in runs)
 
 
 def test_progress_bars_go_to_stderr_count_epochs_from_1_and_name_the_split(capsys):
@@ -73,8 +109,8 @@ def test_no_bar_frames_when_output_is_not_a_terminal(cifar_tree):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "cnnlab", "cifar", "train", "--arch", "sequential", "--model-opt",
-                           "widths=[8,16,32]", "--data-dir", str(cifar_tree), "--epochs", "2", "--batch-size", "16"],
+    done = subprocess.run([sys.executable, "-m", "cnnlab", "cifar", "train", "--arch", "sequential", "--model.widths",
+                           "[8,16,32]", "--data-dir", str(cifar_tree), "--epochs", "2", "--batch-size", "16"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("\n") == 1 and "test acc" in done.stdout  # one line: where the results are

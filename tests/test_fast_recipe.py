@@ -7,12 +7,14 @@ import pytest
 import torch
 from torch import nn
 
+from cnnlab.config import build
 from cnnlab.experiments import cifar
 from cnnlab.experiments.cifar import CifarConfig
 from cnnlab.models import create_model
 from cnnlab.models.layers import FastStage, PatchWhitening, init_from_data
-from cnnlab.train.classifier import ClassifierTrainConfig, make_optimizer
-from cnnlab.train.engine import load_model_weights
+from cnnlab.train.classifier import make_optimizer
+from cnnlab.train.options import ClassifierOptim
+from cnnlab.train.checkpoint import load_model_weights
 from cnnlab.train.lookahead import Lookahead
 
 
@@ -78,14 +80,14 @@ def test_lookahead_pulls_every_k_steps_and_hands_over_the_slow_weights_at_the_en
 
 def test_norm_parameters_get_their_own_learning_rate_and_no_decay():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
-    optimizer = make_optimizer(model, ClassifierTrainConfig(lr=0.5, weight_decay=1e-3, norm_lr_scale=64))
+    optimizer = make_optimizer(model, ClassifierOptim(lr=0.5, weight_decay=1e-3, norm_lr_scale=64))
     kernels, norms = optimizer.param_groups
     assert kernels["lr"] == 0.5 and kernels["weight_decay"] == 1e-3 and len(kernels["params"]) == 1
     assert norms["lr"] == 32.0 and norms["weight_decay"] == 0.0 and len(norms["params"]) == 3
 
 
 def test_fast_recipe_trains_end_to_end_and_its_checkpoint_keeps_the_fitted_stem(cifar_tree):
-    cfg = CifarConfig(arch="residual_fast", model={"widths": [8, 16, 16]}, data_dir=str(cifar_tree), epochs=2,
+    cfg = build(CifarConfig, arch="residual_fast", model={"widths": [8, 16, 16]}, data_dir=str(cifar_tree), epochs=2,
                       batch_size=16, lr=0.5, momentum=0.85, norm_lr_scale=16, lookahead=True, crop_padding=2,
                       label_smoothing=0.2, flip_tta=True, progress=False, logger="none")
     run_dir = cifar.train(cfg)

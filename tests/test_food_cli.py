@@ -47,7 +47,7 @@ def test_train_writes_the_run_folder(food, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("bad, message", [
-    (["--num-classes", "9"], "only 4 classes"),
+    (["--num-classes", "9"], "only 4 classes (apple_pie ... sushi), fewer than the 9 asked for; use --num-classes 4"),
     (["--head", "mlp:"], "hidden sizes"),
     (["--backbone", "resnet5O"], "unknown backbone"),
     (["--strategy", "finetune", "--unfreeze", "some"], "unfreeze"),
@@ -89,14 +89,32 @@ def test_compare_config_errors_name_the_run(food, tmp_path):
     assert main(["food", "compare", "--config", str(config)]) == 2
 
 
-@pytest.mark.parametrize("name", ["compare-quick.yaml", "compare.yaml"])
-def test_shipped_compare_configs_are_valid(name):
-    from pathlib import Path
-
+@pytest.mark.parametrize("name", ["quick", "full"])
+def test_shipped_compare_presets_are_valid(name):
     from cnnlab.experiments.food import read_compare_config, run_config
 
-    path = Path(__file__).parents[1] / "configs" / "food" / name
-    defaults, runs = read_compare_config(path)
+    defaults, runs = read_compare_config("food", name)
     configs = [run_config(defaults, run, {}) for run in runs]
     assert {c.strategy for c in configs} == {"frozen", "finetune", "scratch"}
-    assert len({c.name for c in configs}) == len(configs)
+    assert len({c.run.name for c in configs}) == len(configs)
+
+
+def test_default_class_count_uses_what_the_data_has(food, tmp_path, capsys):
+    """No --num-classes: the lab's 20, or every class of a smaller copy (this tree has 4), said in one line;
+    the run's name carries the class count."""
+    fast = [a for a in FAST if a not in ("--num-classes", "3")]
+    assert main(["food", "train", "--data-dir", str(food), *fast]) == 0
+    out, err = capsys.readouterr()
+    assert "the data has 4 classes, fewer than the lab's 20: using those 4" in err
+    summary = json.loads(next((tmp_path / "runs" / "food").glob("*/summary.json")).read_text())
+    assert summary["num_classes"] == 4 and summary["name"] == "efficientnet_lite0-linear-frozen-c4-s0"
+
+
+def test_evaluate_rescores_the_best_checkpoint(food, tmp_path, capsys):
+    assert main(["food", "train", "--data-dir", str(food), "--name", "ev", *FAST]) == 0
+    summary = json.loads((tmp_path / "runs" / "food" / "ev" / "summary.json").read_text())
+    capsys.readouterr()
+    assert main(["food", "evaluate", str(tmp_path / "runs" / "food" / "ev"), "--split", "test"]) == 0
+    out = capsys.readouterr().out
+    assert f"test top-1 {100 * summary['test_acc']:.1f}%" in out and out.count("\n") == 1
+    assert main(["food", "evaluate", str(tmp_path / "runs" / "food" / "ev"), "--split", "val"]) == 2

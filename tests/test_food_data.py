@@ -51,13 +51,13 @@ def test_download_failure_is_one_clear_line(monkeypatch):
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
     monkeypatch.setattr(torchvision.datasets, "Food101", offline)
-    with pytest.raises(DataError, match="--data-dir") as err:
+    with pytest.raises(DataError, match="`data_dir`") as err:
         load_food101(num_classes=2)
     assert "\n" not in str(err.value)
 
 
 def test_more_classes_than_exist_names_count_and_flag(tree):
-    with pytest.raises(DataError, match=r"only 4 classes .*--num-classes 4"):
+    with pytest.raises(DataError, match=r"only 4 classes .*`num_classes` 4"):
         load_food101(tree.parent)  # default is 20
 
 

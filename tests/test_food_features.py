@@ -7,12 +7,12 @@ import pytest
 import torch
 from food_tree import make_food_tree
 
+from cnnlab.config import build
 from cnnlab.train import features as features_module
 from cnnlab.data.food101 import load_food101
-from cnnlab.experiments.food import FoodConfig, build_net
+from cnnlab.experiments.food import FoodConfig, build_net, features_of
 from cnnlab.models.backbones import BACKBONES, BackboneEntry
 from cnnlab.data.preprocess import preprocess_for
-from cnnlab.train.transfer import feature_inputs
 
 # A second offline backbone (random weights, fixed by the seed) so a backbone change can be tested offline.
 if "test-resnet10t" not in BACKBONES:
@@ -36,12 +36,12 @@ def extractions(monkeypatch):
 
 def _features(food, **overrides):
     settings = {"data_dir": str(food), "num_classes": 2, "input_size": 32, "precision": "32-true", **overrides}
-    cfg = FoodConfig(**settings)
+    cfg = build(FoodConfig, **settings)
     torch.manual_seed(0)  # test-resnet10t's random weights are the same every time
-    net = build_net(cfg)
-    pre = preprocess_for(net.backbone, cfg.input_size)
+    net = build_net(cfg, cfg.data.num_classes)
+    pre = preprocess_for(net.backbone, cfg.data.input_size)
     data = load_food101(food, num_classes=2, image_size=pre.stored_size, interpolation=pre.interpolation)
-    return net, feature_inputs(net, data, pre, cfg)
+    return net, features_of(net, data, pre, cfg)
 
 
 def test_cache_reused_when_nothing_changed(tmp_path, extractions):

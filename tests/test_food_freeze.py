@@ -8,6 +8,7 @@ import torch
 from food_tree import make_food_tree
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from cnnlab.config import build
 from cnnlab.errors import ConfigError
 from cnnlab.experiments.food import FoodConfig, build_net, train
 from cnnlab.models.backbones import create_backbone
@@ -72,8 +73,8 @@ def test_unfreeze_last_k_blocks():
 def test_frozen_run_through_the_backbone_leaves_backbone_untouched(tmp_path):
     """--no-cache: batches go through the frozen backbone in train mode; nothing in it may move."""
     food = make_food_tree(tmp_path / "src")
-    cfg = FoodConfig(strategy="frozen", cache=False, head="mlp:8", data_dir=str(food), **TINY)
-    pretrained = _state(build_net(cfg).backbone)
+    cfg = build(FoodConfig, strategy="frozen", cache=False, head="mlp:8", data_dir=str(food), **TINY)
+    pretrained = _state(build_net(cfg, cfg.data.num_classes).backbone)
     run_dir = train(cfg)
     for ckpt in ("best.ckpt", "last.ckpt"):
         trained = _checkpoint_weights(run_dir / "checkpoints" / ckpt, "model.backbone.")
@@ -84,9 +85,9 @@ def test_frozen_run_through_the_backbone_leaves_backbone_untouched(tmp_path):
 
 def test_finetune_phase_two_changes_only_unfrozen_blocks(tmp_path):
     food = make_food_tree(tmp_path / "src")
-    cfg = FoodConfig(strategy="finetune", unfreeze="1", head_epochs=1, lr=1e-2, finetune_lr=1e-2,
+    cfg = build(FoodConfig, strategy="finetune", unfreeze="1", head_epochs=1, lr=1e-2, finetune_lr=1e-2,
                      data_dir=str(food), **TINY)
-    pretrained = build_net(cfg).backbone
+    pretrained = build_net(cfg, cfg.data.num_classes).backbone
     after_head = _state(pretrained)  # phase 1 trains the head from cached features: backbone untouched
     run_dir = train(cfg)
     phase1 = torch.load(run_dir / "phase1" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]

@@ -44,5 +44,5 @@ def test_offline_lite0_sees_burritos(tmp_path):
 
 
 def test_default_twenty_classes_on_the_ten_class_copy_says_which_flag():
-    with pytest.raises(DataError, match=r"only 10 classes \(apple_pie \.\.\. breakfast_burrito\).*--num-classes 10"):
+    with pytest.raises(DataError, match=r"only 10 classes \(apple_pie \.\.\. breakfast_burrito\).*`num_classes` 10"):
         load_food101(ARCHIVE)

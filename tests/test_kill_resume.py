@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from cnnlab.config import build
 from cnnlab.experiments import cifar
 from cnnlab.train.checkpoint import read_checkpoint
 
@@ -33,7 +34,7 @@ def test_killed_run_resumes_whole(cifar_tree, point):
     run = Path(os.environ["CNNLAB_RUNS"]) / "cifar" / "k"
     assert not (run / "summary.json").exists()
 
-    assert cifar.train(cifar.CifarConfig(**cfg, resume=True)) == run
+    assert cifar.train(build(cifar.CifarConfig, **cfg, resume=True)) == run
     with (run / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]

@@ -35,10 +35,10 @@ def tiny_preset(tmp_path, monkeypatch) -> Path:
                  {"name": "scratch", "head": "linear", "strategy": "scratch"}]}))
     preset = tmp_path / "tiny.yaml"
     preset.write_text(yaml.safe_dump({
-        "cifar": {"config": str(cifar), "seeds": 1},
-        "food": {"config": str(food), "set": {"num_classes": 4}},
+        "cifar": {"preset": str(cifar), "seeds": 1},
+        "food": {"preset": str(food), "overrides": {"num_classes": 4}},
         "notmnist": {"ae": {"epochs": 2, **quiet}, "sweep": {"dims": [4, 8], "epochs": 2, **quiet},
-                     "svm": {"epochs": 2, "cv_samples": 40, "cv_folds": 2, **quiet},
+                     "svm": {"code_dim": 4, "cv_samples": 40, "cv_folds": 2, "progress": False},
                      "denoise": {"epochs": 1, **quiet}},
         "report": {"out": str(tmp_path / "report")}}))
     monkeypatch.setenv("CNNLAB_DATA", str(tmp_path / "elsewhere"))  # --data-root must win
@@ -53,16 +53,19 @@ def test_lab_runs_everything_and_a_killed_lab_resumes_without_losing_runs(tiny_p
     runs = tmp_path / "runs"
     data_root = str(tmp_path / "data-root")
 
-    def killed(*args, **kwargs):
-        raise KeyboardInterrupt
+    real_compare = lab_module.run_compare
 
-    real_food = lab_module.RUNNERS["food"]
-    monkeypatch.setitem(lab_module.RUNNERS, "food", killed)
+    def killed_in_food(exercise, *args):
+        if exercise == "food":
+            raise KeyboardInterrupt
+        return real_compare(exercise, *args)
+
+    monkeypatch.setattr(lab_module, "run_compare", killed_in_food)
     assert main(["lab", "--preset", str(tiny_preset), "--data-root", data_root, "--no-progress"]) == 130
     before = summaries(runs)
     assert sorted(before) == ["cifar/residual-s0/summary.json", "cifar/sequential-s0/summary.json"]
 
-    monkeypatch.setitem(lab_module.RUNNERS, "food", real_food)
+    monkeypatch.setattr(lab_module, "run_compare", real_compare)
     (runs / "cifar" / "residual-s0" / "summary.json").unlink()  # as if killed during its last epoch
     capsys.readouterr()
     assert main(["lab", "--preset", str(tiny_preset), "--data-root", data_root, "--no-progress"]) == 0
@@ -86,19 +89,20 @@ def test_lab_runs_everything_and_a_killed_lab_resumes_without_losing_runs(tiny_p
 
 def test_unknown_preset_and_sections_are_clear_errors(tmp_path, capsys):
     assert main(["lab", "--preset", "quik"]) == 2
-    assert "unknown preset 'quik'" in capsys.readouterr().err
+    assert "unknown lab preset 'quik' (did you mean 'quick'?)" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
-    bad.write_text("cifar: {config: x.yaml}\nfod: {}\n")
+    bad.write_text("cifar: {preset: quick}\nfod: {}\n")
     assert main(["lab", "--preset", str(bad)]) == 2
     assert "unknown section(s) fod" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("preset", ["quick", "full"])
 def test_shipped_presets_are_valid(preset):
-    path = lab_module.preset_path(preset)
-    spec = lab_module.read_preset(path)
+    from cnnlab.experiments.common import read_compare_config
+
+    spec = lab_module.read_preset(lab_module.preset_path("lab", preset))
     for section in ("cifar", "food"):
-        assert lab_module.resolve(spec[section]["config"]).is_file()
+        assert read_compare_config(section, spec[section]["preset"])[1]
 
 
 def test_lab_goes_on_after_a_diverged_run_and_exits_3(tiny_preset, tmp_path, capsys):

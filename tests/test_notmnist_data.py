@@ -119,7 +119,7 @@ def test_offline_download_is_a_clear_error(monkeypatch):
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(notmnist.urllib.request, "urlopen", offline)
-    with pytest.raises(DataError, match="could not be downloaded.*--data-dir"):
+    with pytest.raises(DataError, match="could not be downloaded.*`data_dir`"):
         load_notmnist()
 
 

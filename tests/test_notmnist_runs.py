@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cnnlab.config import build
 from cnnlab.cli import main
 from cnnlab.data.notmnist import FILES
 from notmnist_helpers import write_notmnist
@@ -73,8 +74,10 @@ def test_sweep_writes_table_and_plot_and_reuses_runs(tiny, tmp_path, capsys):
 
 
 def test_svm_table_on_tiny_data(tiny, tmp_path, capsys):
-    rc = main(["notmnist", "svm", "--data-dir", str(tiny), "--epochs", "1", "--code-dim", "4", "--batch-size", "32",
-               "--cv-folds", "2", "--c-values", "1,10", "--gamma-scales", "1", *QUIET])
+    assert main(["notmnist", "ae", "--data-dir", str(tiny), "--epochs", "1", "--code-dim", "4", "--batch-size", "32",
+                 *QUIET]) == 0
+    rc = main(["notmnist", "svm", "--data-dir", str(tiny), "--code-dim", "4", "--cv-folds", "2", "--c-values", "1,10",
+               "--gamma-scales", "1", *QUIET])
     assert rc == 0
     run = runs(tmp_path) / "svm"
     assert capsys.readouterr().out.strip().splitlines()[-1] == f"{run}: SVM table in {run / 'svm.md'} (also .csv, .tex)"
@@ -86,6 +89,11 @@ def test_svm_table_on_tiny_data(tiny, tmp_path, capsys):
     assert all(float(r["fit_s"]) > 0 and float(r["predict_s"]) > 0 for r in rows.values())
     summary = json.loads((run / "summary.json").read_text())
     assert summary["kind"] == "svm" and Path(summary["ae_run"]).name == "dense-ae-4-s0"
+
+
+def test_svm_offers_no_training_flags(tiny, capsys):
+    assert main(["notmnist", "svm", "--data-dir", str(tiny), "--epochs", "3"]) == 2
+    assert "unknown option --epochs" in capsys.readouterr().err
 
 
 def test_summary_command_prints_shapes(capsys):
@@ -127,9 +135,10 @@ def test_real_notmnist_ae_and_svm(tmp_path, precision):
     from cnnlab.experiments.notmnist import AEConfig, SvmConfig, svm, train_ae
     from cnnlab.runs import read_summary
 
-    run = train_ae(AEConfig(data_dir=str(folder), epochs=5, precision=precision, progress=False, logger="none"))
+    run = train_ae(build(AEConfig, data_dir=str(folder), epochs=5, precision=precision, progress=False, logger="none"))
     assert read_summary(run)["test_psnr"] > 10.0  # the mean image scores 7.1 dB
-    svm_run = svm(SvmConfig(data_dir=str(folder), features=["raw", "ae"], epochs=5, logger="none", cv_samples=500, c_values=[10.0],
-                            gamma_scales=[1.0], precision=precision, progress=False))
+    svm_run = svm(build(SvmConfig, data_dir=str(folder), features=["raw", "ae"], cv_samples=500, c_values=[10.0],
+                        gamma_scales=[1.0], progress=False))
+    assert json.loads((svm_run / "summary.json").read_text())["ae_run"] == str(run)  # the finished ae run, reused
     rows = {r["features"]: r for r in json.loads((svm_run / "summary.json").read_text())["rows"]}
     assert rows["raw"]["test_acc"] > 0.80 and rows["ae"]["test_acc"] > 0.70

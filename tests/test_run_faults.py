@@ -21,7 +21,7 @@ from cnnlab.cli import main
 from cnnlab.train.checkpoint import read_checkpoint
 from cnnlab.runs import new_run_dir
 
-SEQ = ["--arch", "sequential", "--model-opt", "widths=[8,16,32]", "--model-opt", "dense=[32]"]
+SEQ = ["--arch", "sequential", "--model.widths", "[8,16,32]", "--model.dense", "[32]"]
 
 
 def train_args(data, *extra) -> list[str]:

@@ -12,6 +12,7 @@ unwritable disk, 3 for a diverged run, 130 for Ctrl-C); other exceptions are bug
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -214,6 +215,11 @@ def parse(cmd: Command, args: list[str]) -> tuple[Any, dict[str, Any], bool]:
     return config, every_run, print_only
 
 
+def as_flags(message: str) -> str:
+    """Parameters named in backquotes by the layers below (`data_dir`) as the flags that set them (--data-dir)."""
+    return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: "--" + m.group(1).replace("_", "-"), message)
+
+
 def run(cmd: Command, config: Any, every_run: dict[str, Any]) -> int:
     module, _, name = cmd.target.partition(":")
     func = getattr(importlib.import_module(module), name)
@@ -256,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return run(cmd, config, every_run)
     except CnnlabError as e:
-        print(f"cnnlab: error: {e}", file=sys.stderr)
+        print(f"cnnlab: error: {as_flags(str(e))}", file=sys.stderr)
         return e.exit_code
     except OSError as e:  # a write that no layer translated: still one line when the user can fix it
         if not is_disk_error(e):

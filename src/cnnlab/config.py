@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,10 +238,24 @@ def _formatter() -> type:
     return Formatter
 
 
+EXPECTED = {"float": "a number", "int": "an integer", "bool": "true or false", "dict": "a mapping",
+            "list": "a list", "str": "a string"}
+
+
 def _jsonargparse_error(e: BaseException) -> ConfigError:
-    text = " ".join(str(e).split())
-    text = text.replace('Parser key "', "").replace('":', ":", 1)
-    return ConfigError(text)
+    """jsonargparse's message as one line in our words: ``optim.lr: expected a number, got 'fast'``."""
+    text = " ".join(str(e).split()).replace('Parser key "', "").replace('":', ":", 1)
+    found = re.match(r"^([\w.]+): Expected a (.+?)\. Got value: (.*)$", text)
+    if not found:
+        return ConfigError(text)
+    key, kind, value = found.groups()
+    literal = re.match(r"typing\.Literal\[(.*)\]$", kind)
+    if literal:
+        choices = [c.strip().strip("'") for c in literal.group(1).split(",")]
+        return ConfigError(f"{key}: {value!r} is not one of {literal.group(1)}{did_you_mean(value, choices)}")
+    simple = re.match(r"^<class '(\w+)'>$", kind)
+    expected = EXPECTED.get(simple.group(1), f"a {simple.group(1)}") if simple else kind
+    return ConfigError(f"{key}: expected {expected}, got {value!r}")
 
 
 def build(cls: type[T], values: dict[str, Any] | None = None, **more: Any) -> T:
@@ -376,7 +391,8 @@ def overrides_from_argv(cls: type, options: list[tuple[str, str | None]]) -> tup
             raise ConfigError(f"unknown option --{raw}{_suggest(cls, raw)}")
         if value is None:
             raise ConfigError(f"--{raw}: expected a value")
-        if leaf is not None and leaf.is_list and not value.lstrip().startswith("["):
+        in_mapping = leaf is None and "," in value and not value.lstrip().startswith(("[", "{", "'", '"'))
+        if (in_mapping or leaf is not None and leaf.is_list) and not value.lstrip().startswith("["):
             value = "[" + value + "]"  # 8,16,32 as well as [8, 16, 32]
         rewritten += [f"--{key}", value]
     try:

@@ -183,7 +183,7 @@ def download(base: Path) -> Path:
     except Exception as e:  # URLError, socket errors, HTTP errors: all mean "no copy and no network"
         raise DataError(
             f"CIFAR-10 not found in {base} and the download failed ({type(e).__name__}); put a copy there "
-            f"(e.g. cifar10-jpg.tar.gz or cifar-10-batches-py/), or pass data_dir PATH / data_root PATH "
+            f"(e.g. cifar10-jpg.tar.gz or cifar-10-batches-py/), or pass `data_dir` PATH / `data_root` PATH "
             f"or set CNNLAB_DATA") from None
     return base / "cifar-10-batches-py"
 

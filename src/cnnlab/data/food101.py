@@ -73,7 +73,7 @@ def food101_folder(path: Path) -> Path:
     """The ``food-101`` folder inside ``path`` (a folder or an archive), or a DataError."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise DataError(f"{path}: not found (give data_dir a folder holding food-101/ or a .tar of it)")
+        raise DataError(f"{path}: not found (give `data_dir` a folder holding food-101/ or a .tar of it)")
     if path.is_file() and not is_archive(path):
         raise DataError(f"{path}: not a folder or a .tar/.tar.gz archive of Food-101")
     folder = materialise(path)
@@ -105,7 +105,7 @@ def download_food101(root: Path) -> Path:
     except (OSError, RuntimeError, ValueError) as e:  # URLError is an OSError
         raise DataError(
             f"cannot download Food-101 ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no network'}); "
-            f"point cnnlab at a copy with data_dir PATH (a folder holding food-101/ or a .tar of it) "
+            f"point cnnlab at a copy with `data_dir` PATH (a folder holding food-101/ or a .tar of it) "
             f"or put one under the data root {root}") from None
     return root / "food-101"
 
@@ -119,7 +119,7 @@ def locate(data_dir: str | Path | None = None, root: str | Path | None = None, *
     if found is not None:
         return food101_folder(found)
     if not download:
-        raise DataError(f"no Food-101 under {base}; give data_dir PATH (a folder holding food-101/ or a .tar of it)")
+        raise DataError(f"no Food-101 under {base}; give `data_dir` PATH (a folder holding food-101/ or a .tar of it)")
     return food101_folder(download_food101(base))
 
 
@@ -146,10 +146,10 @@ def first_classes(classes: list[str], n: int, root: Path, fewer_ok: bool = False
         DataError: ``n`` < 1, or more classes asked for than the data has (unless ``fewer_ok``).
     """
     if n < 1:
-        raise DataError(f"num_classes must be at least 1, got {n}")
+        raise DataError(f"`num_classes` must be at least 1, got {n}")
     if n > len(classes) and not fewer_ok:
         raise DataError(f"{root} has only {len(classes)} classes ({classes[0]} ... {classes[-1]}), "
-                        f"fewer than the {n} asked for; use num_classes {len(classes)} (or fewer)")
+                        f"fewer than the {n} asked for; use `num_classes` {len(classes)} (or fewer)")
     return classes[:n]
 
 
@@ -225,7 +225,7 @@ def load_food101(data_dir: str | Path | None = None, *, root: str | Path | None 
         DataError: no data found, a bad layout or image, or a parameter out of range (named).
     """
     if not 0.0 <= val_fraction < 1.0:
-        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        raise DataError(f"`val_fraction` must be in [0, 1), got {val_fraction}")
     folder = locate(data_dir, root, download=download)
     classes = first_classes(read_classes(folder), num_classes, folder, fewer_ok)
     train = _decoded_split(folder, "train", classes, per_class_limit, image_size, interpolation)

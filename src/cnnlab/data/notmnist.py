@@ -156,7 +156,7 @@ def download(dest: Path) -> Path:
             tmp.unlink(missing_ok=True)
             reason = getattr(e, "reason", None) or e
             raise DataError(f"notMNIST not found locally and could not be downloaded from {url} ({reason}); "
-                            f"pass data_dir PATH to a folder with {', '.join(FILES.values())}") from None
+                            f"pass `data_dir` PATH to a folder with {', '.join(FILES.values())}") from None
         tmp.replace(dest / name)  # only complete files get the real name
     return dest
 
@@ -167,10 +167,10 @@ def find_folder(data_dir: str | Path | None = None, data_root_dir: str | Path | 
     if data_dir:
         folder = Path(data_dir).expanduser()
         if not folder.is_dir():
-            raise DataError(f"data_dir {folder}: no such folder")
+            raise DataError(f"`data_dir` {folder}: no such folder")
         missing = _missing(folder)
         if missing:
-            raise DataError(f"data_dir {folder}: missing {', '.join(missing)} (gzipped or not)")
+            raise DataError(f"`data_dir` {folder}: missing {', '.join(missing)} (gzipped or not)")
         return folder
     candidates = candidate_folders(data_root_dir)
     for folder in candidates:

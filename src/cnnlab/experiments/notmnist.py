@@ -32,7 +32,8 @@ from cnnlab.data.loader import TensorLoader, class_balanced_indices
 from cnnlab.data.noise import NoiseTransform, noisy_copy, parse_noise
 from cnnlab.data.notmnist import as_float, load_notmnist
 from cnnlab.errors import ConfigError
-from cnnlab.experiments.common import diverged_runs_recorded, open_run, reuse_or_resume, same_run
+from cnnlab.experiments.common import (HOW_NOT_WHAT, config_changes, diverged_runs_recorded, open_run,
+                                       reuse_or_resume, same_run)
 from cnnlab.experiments.compression import compression_table
 from cnnlab.experiments.configs import (AEConfig, AutoencoderOptions, DenoiseConfig, EvaluateOptions, NotMnistData,
                                         SvmConfig, SweepConfig)
@@ -192,12 +193,22 @@ def svm(cfg: SvmConfig) -> Path:
 
 
 def svm_autoencoder(cfg: SvmConfig) -> Path:
-    """The ``ae`` run whose encoder gives the codes: ``ae_run``, else the default ``notmnist ae`` of
-    ``code_dim`` on the same data and seed (reused when trained, trained otherwise)."""
+    """The ``ae`` run whose encoder gives the codes: ``ae_run``; else a finished ``notmnist ae`` run of
+    ``code_dim`` on the same data and seed, however it was trained (the newest); else the default
+    ``notmnist ae`` of ``code_dim``, trained now."""
     if cfg.ae_run:
         return Path(cfg.ae_run)
-    return trained_ae(AEConfig(code_dim=cfg.code_dim, threads=cfg.threads, data=cfg.data,
-                               run=RunOptions(runs_dir=cfg.run.runs_dir, seed=cfg.run.seed, progress=cfg.run.progress)))
+    wanted = AEConfig(code_dim=cfg.code_dim, threads=cfg.threads, data=cfg.data,
+                      run=RunOptions(runs_dir=cfg.run.runs_dir, seed=cfg.run.seed, progress=cfg.run.progress))
+    how_trained = tuple(k for k in cfgmod.leaves(AEConfig) if k.startswith(("optim.", "hardware."))) + ("threads",)
+    base = runs_root(cfg.run.runs_dir or None) / EXERCISE
+    found = [p for p in base.glob(f"dense-ae-{cfg.code_dim}-*") if is_finished(p)
+             and config_changes(wanted, p, ignore=HOW_NOT_WHAT + how_trained) == {}]
+    if found:
+        newest = max(found, key=lambda p: (p / "summary.json").stat().st_mtime)
+        print(f"cnnlab: the codes come from the finished run {newest}")
+        return newest
+    return trained_ae(wanted)
 
 
 def finished_svm(cfg: SvmConfig) -> Path | None:
