@@ -23,7 +23,7 @@ from cnnlab.data.loader import TensorLoader, class_balanced_indices
 from cnnlab.experiments.cifar import CifarConfig, build_model, train_transform
 from cnnlab.models import list_models
 from cnnlab.train.classifier import ClassifierModule, make_optimizer, make_schedule
-from cnnlab.train.engine import make_trainer, quiet_lightning, resolve_precision
+from cnnlab.train.engine import Length, make_trainer, quiet_lightning, resolve_precision
 
 
 class EpochTimer(pl.Callback):
@@ -40,11 +40,12 @@ class EpochTimer(pl.Callback):
 def cnnlab_epochs(cfg: CifarConfig, x, y, tmp) -> list[float]:
     quiet_lightning()
     torch.manual_seed(0)
-    module = ClassifierModule(build_model(cfg), cfg)
-    trainer, _ = make_trainer(cfg, tmp, monitor="train_acc", mode="max", has_eval=False)
+    module = ClassifierModule(build_model(cfg.arch, cfg.model), cfg.optim, channels_last=cfg.hardware.channels_last)
+    trainer, _ = make_trainer(cfg.run, cfg.hardware, Length(cfg.optim.epochs), tmp, monitor="train_acc", mode="max",
+                              has_eval=False)
     timer = EpochTimer()
     trainer.callbacks.append(timer)
-    loader = TensorLoader(x, y, cfg.batch_size, shuffle=True, drop_last=True, transform=train_transform(cfg), seed=0)
+    loader = TensorLoader(x, y, cfg.optim.batch_size, shuffle=True, drop_last=True, transform=train_transform(cfg), seed=0)
     trainer.fit(module, train_dataloaders=loader)
     return timer.times
 
@@ -52,13 +53,13 @@ def cnnlab_epochs(cfg: CifarConfig, x, y, tmp) -> list[float]:
 def plain_epochs(cfg: CifarConfig, x, y) -> list[float]:
     """What a user would write by hand: the same model and data path, no framework."""
     torch.manual_seed(0)
-    model = build_model(cfg).to(memory_format=torch.channels_last).train()
-    loader = TensorLoader(x, y, cfg.batch_size, shuffle=True, drop_last=True, transform=train_transform(cfg), seed=0)
-    optimizer = make_optimizer(model, cfg)
-    schedule = make_schedule(optimizer, cfg, cfg.epochs * len(loader))
-    bf16 = resolve_precision(cfg.precision) == "bf16-mixed"
+    model = build_model(cfg.arch, cfg.model).to(memory_format=torch.channels_last).train()
+    loader = TensorLoader(x, y, cfg.optim.batch_size, shuffle=True, drop_last=True, transform=train_transform(cfg), seed=0)
+    optimizer = make_optimizer(model, cfg.optim)
+    schedule = make_schedule(optimizer, cfg.optim, cfg.optim.epochs * len(loader))
+    bf16 = resolve_precision(cfg.hardware.precision) == "bf16-mixed"
     times = []
-    for _ in range(cfg.epochs):
+    for _ in range(cfg.optim.epochs):
         start = time.perf_counter()
         for xb, yb in loader:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):

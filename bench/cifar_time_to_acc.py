@@ -3,7 +3,7 @@
     python bench/cifar_time_to_acc.py [--epochs 18] [--target 0.90] [--set KEY=VALUE ...]
     python bench/cifar_time_to_acc.py --epochs 10 --target 0.94      # on a GPU: time to 94%
 
-The recipe is the ``residual_fast`` entry of ``configs/cifar/table1.yaml`` (one place for it), run
+The recipe is the ``residual_fast`` entry of the ``full`` CIFAR preset (one place for it), run
 with cnnlab's own ``train()`` on all 50,000 training images, evaluating the 10,000 test images (with
 flip test-time augmentation) after every epoch. It prints test accuracy against two clocks: ``wall s``
 counts everything since training started, those evaluations included; ``train s`` leaves them out.
@@ -22,22 +22,20 @@ import argparse
 import csv
 import json
 import tempfile
-from pathlib import Path
 
 import _common
+import yaml
 
 from cnnlab.experiments import cifar
 from cnnlab.experiments.cifar import CifarConfig
-from cnnlab.experiments.common import parse_key_values
-
-TABLE1 = Path(__file__).resolve().parents[1] / "configs" / "cifar" / "table1.yaml"
+from cnnlab.experiments.common import read_compare_config
 
 
 def recipe(args: argparse.Namespace, runs_dir: str) -> CifarConfig:
-    defaults, entries = cifar.compare_entries(TABLE1)
-    entry = next(e for e in entries if e.name == "residual_fast")
+    defaults, entries = read_compare_config("cifar", "full")
+    entry = next(e for e in entries if e["name"] == "residual_fast")
     overrides = {"data_dir": str(_common.shared_data("cifar10-jpg.tar.gz")), "runs_dir": runs_dir,
-                 "progress": args.progress, "logger": "none", **parse_key_values(args.set, "--set")}
+                 "progress": args.progress, "logger": "none", **yaml.safe_load(args.set or "{}")}
     if args.epochs:
         overrides["epochs"] = args.epochs
     return cifar.entry_config(defaults, entry, args.seed, overrides)
@@ -48,22 +46,22 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=0, help="default: the entry's (18)")
     p.add_argument("--target", type=float, default=0.90)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a key of the recipe, e.g. model={widths: [32, 128, 128]} or precision=32-true")
+    p.add_argument("--set", metavar="YAML", help="keys of the recipe to change, as YAML, e.g. "
+                                                "'{model.widths: [32, 128, 128], precision: 32-true}'")
     p.add_argument("--progress", action="store_true")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as runs:
         cfg = recipe(args, runs)
-        _common.header(f"cifar_time_to_acc: residual_fast {cfg.model or 'default widths'}, {cfg.epochs} epochs, "
-                       f"target {args.target:.0%}, recipe from {TABLE1.relative_to(TABLE1.parents[2])}")
+        _common.header(f"cifar_time_to_acc: residual_fast {cfg.model or 'default widths'}, {cfg.optim.epochs} epochs, "
+                       f"target {args.target:.0%}, recipe from the full cifar preset")
         run_dir = cifar.train(cfg)
         with (run_dir / "metrics.csv").open() as f:
             rows = list(csv.DictReader(f))
         summary = json.loads((run_dir / "summary.json").read_text())
     print(f"# device: {summary['device']} | precision: {summary['hyperparameters']['precision']} | "
-          f"params: {summary['params']:,} | batch {cfg.batch_size}, lr {cfg.lr}, wd {cfg.weight_decay}, "
-          f"SGD momentum {cfg.momentum}, {cfg.schedule}, lookahead {cfg.lookahead}, "
-          f"label smoothing {cfg.label_smoothing}, flip TTA {cfg.flip_tta}, seed {cfg.seed}")
+          f"params: {summary['params']:,} | batch {cfg.optim.batch_size}, lr {cfg.optim.lr}, wd {cfg.optim.weight_decay}, "
+          f"SGD momentum {cfg.optim.momentum}, {cfg.optim.schedule}, lookahead {cfg.optim.lookahead}, "
+          f"label smoothing {cfg.optim.label_smoothing}, flip TTA {cfg.flip_tta}, seed {cfg.run.seed}")
     print(f"{'epoch':>5} {'wall s':>8} {'train s':>8} {'test acc %':>10}")
     reached = None
     for r in rows:
@@ -77,7 +75,7 @@ def main() -> None:
         print(f"reached {args.target:.0%} test accuracy at epoch {reached[0]} after {reached[1]:.0f} s wall "
               f"({reached[1] / 60:.1f} min; {reached[2]:.0f} s without the evaluations); {final}")
     else:
-        print(f"did not reach {args.target:.0%} in {cfg.epochs} epochs; {final}")
+        print(f"did not reach {args.target:.0%} in {cfg.optim.epochs} epochs; {final}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,7 @@
 """Transfer learning on the shared 10-class Food-101 copy, on this machine: what each strategy costs and
 what it scores, with a scikit-learn logistic regression on the same cached features as a yardstick.
 
-    python bench/food_transfer.py [--config configs/food/compare-quick.yaml] [--runs-dir DIR]
-                                  [--extract-images 256] [--set KEY=VALUE ...]
+    python bench/food_transfer.py [--preset quick] [--runs-dir DIR] [--extract-images 256] [--set YAML]
 
 It runs (or reuses, when the runs folder already holds them with the same config) the runs of the quick
 comparison through cnnlab's own ``train()``, then prints:
@@ -22,27 +21,22 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import _common
+import yaml
 
 import torch
 
 from cnnlab.train.features import extract_features
 from cnnlab.experiments import food
-from cnnlab.experiments.common import parse_key_values, reuse_or_resume
-from cnnlab.data.preprocess import preprocess_for
+from cnnlab.experiments.common import reuse_or_resume
 from cnnlab.train.engine import resolve_precision
 from cnnlab.train.freeze import freeze
 from cnnlab.runs import read_summary
-from cnnlab.train.transfer import feature_inputs
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_all(config: Path, runs_dir: str | None, overrides: dict) -> list[tuple[food.FoodConfig, dict, float]]:
-    """(config, summary, seconds of the train() call, 0 when reused) of every run of the compare config."""
-    defaults, runs = food.read_compare_config(config)
+def run_all(preset: str, runs_dir: str | None, overrides: dict) -> list[tuple[food.FoodConfig, dict, float]]:
+    """(config, summary, seconds of the train() call, 0 when reused) of every run of the preset."""
+    defaults, runs = food.read_compare_config(food.EXERCISE, preset)
     defaults["data_dir"] = str(_common.shared_data("food-101-first10.tar"))
     if runs_dir:
         defaults["runs_dir"] = runs_dir
@@ -57,15 +51,15 @@ def run_all(config: Path, runs_dir: str | None, overrides: dict) -> list[tuple[f
 
 def extraction_speed(cfg: food.FoodConfig, n: int) -> tuple[float, str]:
     """Images/s of one fresh pass through the frozen backbone (eval preprocessing, training precision)."""
-    net = food.build_net(cfg)
-    freeze(net.backbone)
-    pre = preprocess_for(net.backbone, cfg.input_size)
+    pre = food.backbone_preprocess(cfg.backbone, cfg.data.input_size)
     data = food.load_data(cfg, pre)
-    bf16 = resolve_precision(cfg.precision, cfg.accelerator).startswith("bf16")
+    net = food.build_net(cfg, len(data.classes))
+    freeze(net.backbone)
+    bf16 = resolve_precision(cfg.hardware.precision, cfg.hardware.accelerator).startswith("bf16")
     images = data.test.x[:n]
     extract_features(net, images[:16], pre, bf16=bf16)  # warm-up: kernel selection, allocations
     started = time.perf_counter()
-    extract_features(net, images, pre, batch_size=cfg.eval_batch_size, bf16=bf16)
+    extract_features(net, images, pre, batch_size=cfg.data.eval_batch_size, bf16=bf16)
     return len(images) / (time.perf_counter() - started), "bf16" if bf16 else "fp32"
 
 
@@ -73,10 +67,10 @@ def logistic_regression(cfg: food.FoodConfig) -> tuple[float, float]:
     """(test accuracy, seconds) of scikit-learn's logistic regression on the cached features."""
     from sklearn.linear_model import LogisticRegression
 
-    net = food.build_net(cfg)
-    pre = preprocess_for(net.backbone, cfg.input_size)
+    pre = food.backbone_preprocess(cfg.backbone, cfg.data.input_size)
     data = food.load_data(cfg, pre)
-    inputs = feature_inputs(net, data, pre, cfg)  # the very features the frozen heads trained from
+    net = food.build_net(cfg, len(data.classes))
+    inputs = food.features_of(net, data, pre, cfg)  # the very features the frozen heads trained from
     (x_train, y_train), (x_test, y_test) = inputs.tensors["train"], inputs.tensors["test"]
     started = time.perf_counter()
     model = LogisticRegression(max_iter=3000).fit(x_train.numpy(), y_train.numpy())
@@ -90,15 +84,15 @@ def label(summary: dict) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default=str(ROOT / "configs" / "food" / "compare-quick.yaml"))
+    p.add_argument("--preset", default="quick", help="a food preset (quick, full) or a preset YAML file")
     p.add_argument("--runs-dir", default=None, help="where the runs go [default: ./runs, shared with the CLI]")
     p.add_argument("--extract-images", type=int, default=256, help="images timed for extraction speed")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key for every run")
+    p.add_argument("--set", metavar="YAML", help="config keys for every run, as YAML, e.g. '{epochs: 1}'")
     args = p.parse_args()
     _common.header("Food-101 transfer learning (shared 10-class copy)")
 
     started = time.perf_counter()
-    results = run_all(Path(args.config), args.runs_dir, parse_key_values(args.set, "--set"))
+    results = run_all(args.preset, args.runs_dir, yaml.safe_load(args.set or "{}"))
     frozen_cfg = next(cfg for cfg, s, _ in results if s["strategy"] == "frozen" and s["head"] == "linear")
     speed, precision = extraction_speed(frozen_cfg, args.extract_images)
     sklearn_acc, sklearn_s = logistic_regression(frozen_cfg)

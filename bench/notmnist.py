@@ -27,8 +27,7 @@ from cnnlab.experiments.notmnist import AEConfig, DenoiseConfig, SvmConfig, deno
 from cnnlab.metrics import psnr
 from cnnlab.models.autoencoders import create_autoencoder
 from cnnlab.viz.tables import to_markdown
-from cnnlab.train.autoencoder import cpu_threads
-from cnnlab.train.engine import quiet_lightning
+from cnnlab.train.engine import cpu_threads, quiet_lightning
 from cnnlab.runs import read_summary
 
 
@@ -73,7 +72,7 @@ def fmt_row(who: str, seed: int, r: dict) -> dict:
 
 
 def bench_dense(args, runs_dir: str) -> str:
-    images = load_images(build(AEConfig, data_dir=args.data_dir))
+    images = load_images(build(AEConfig, data_dir=args.data_dir).data)
     rows, ratios, first_run = [], [], ""
     for seed in args.seeds:
         ours, run = cnnlab_dense_ae(seed, args.ae_epochs, runs_dir, args.data_dir)

@@ -48,8 +48,8 @@ def test_run_folder_contract_and_best_checkpoint(cifar_tree):
     assert summary["best_epoch"] == next(int(r["epoch"]) for r in rows if float(r["test_acc"]) == best_acc)
     # best.ckpt holds the best monitored accuracy, and reloading it reproduces that accuracy
     cfg = tiny_config(cifar_tree)
-    model = load_model_weights(cifar.build_model(cfg), run_dir / "checkpoints" / "best.ckpt")
-    splits = cifar.make_splits(cfg)
+    model = load_model_weights(cifar.build_model(cfg.arch, cfg.model), run_dir / "checkpoints" / "best.ckpt")
+    splits = cifar.make_splits(cfg.data, cfg.run.seed)
     loader = cifar.TensorLoader(splits.test_x, splits.test_y, 100, transform=cifar.eval_transform(cfg))
     logits, targets = predict_logits(model.to(memory_format=torch.channels_last), loader, precision=summary["hyperparameters"]["precision"])
     assert accuracy(logits, targets) == pytest.approx(best_acc, abs=1.01 / len(targets))
@@ -139,7 +139,7 @@ def test_ddp_two_cpu_processes_write_one_best_checkpoint(cifar_tree, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "cnnlab", "cifar", "train", "--arch", "sequential", "--model.widths", "[8,16,32]",
            "--data-dir", str(cifar_tree), "--epochs", "2", "--batch-size", "8", "--accelerator", "cpu",
-           "--devices", "2", "--strategy", "ddp", "--precision", "32-true", "--no-progress", "--name", "ddp"]
+           "--devices", "2", "--hardware.strategy", "ddp", "--precision", "32-true", "--no-progress", "--name", "ddp"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     runs = Path(os.environ["CNNLAB_RUNS"]) / "cifar"
