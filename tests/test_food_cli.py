@@ -47,7 +47,7 @@ def test_train_writes_the_run_folder(food, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("bad, message", [
-    (["--num-classes", "9"], "only 4 classes (apple_pie ... sushi), fewer than the 9 asked for; use --num-classes 4"),
+    (["--num-classes", "9"], "only 4 classes (ramen ... bibimbap), fewer than the 9 asked for; use --num-classes 4"),
     (["--head", "mlp:"], "hidden sizes"),
     (["--backbone", "resnet5O"], "unknown backbone"),
     (["--strategy", "finetune", "--unfreeze", "some"], "unfreeze"),

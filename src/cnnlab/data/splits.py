@@ -1,0 +1,74 @@
+"""The one shape every dataset takes in memory, and the one way to take part of it.
+
+Each dataset module (``cifar10``, ``food101``, ``notmnist``) offers ``load(data_dir=None, data_root=None,
+...) -> Dataset``: train / optional val / test splits of tensors, the class names, and where the data came
+from with a fingerprint of it. ``subset`` draws a class-balanced part of a split and ``hold_out`` a
+class-balanced validation split, both reproducible from their seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from cnnlab.data.loader import class_balanced_indices, split_balanced
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split: images ``x`` (N, C, H, W), uint8 0..255 as loaded (float in [0, 1] once scaled), and
+    labels ``y`` (N,) int64 indices into the dataset's classes."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, index: torch.Tensor) -> "Split":
+        return Split(self.x[index], self.y[index])
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset in memory: its splits, class names, source (file or folder read) and the source's
+    fingerprint (it changes when the source does, so caches keyed by it never go stale)."""
+
+    train: Split
+    test: Split
+    classes: tuple[str, ...]
+    source: Path
+    fingerprint: str = ""
+    val: Split | None = None
+
+    def split(self, name: str) -> Split:
+        """The split called ``name`` (train, val or test).
+
+        Raises:
+            KeyError: no such split (val when none was held out).
+        """
+        found = {"train": self.train, "test": self.test, "val": self.val}.get(name)
+        if found is None:
+            raise KeyError(f"no {name!r} split (the splits are train, test{', val' if self.val else ''})")
+        return found
+
+
+def subset(split: Split, n: int, seed: int = 0) -> Split:
+    """A class-balanced subset of ``n`` examples drawn by ``seed``; the whole split when ``n`` is 0 or
+    at least its size."""
+    if n <= 0 or n >= len(split):
+        return split
+    return split.take(class_balanced_indices(split.y, n, seed=seed))
+
+
+def hold_out(split: Split, fraction: float, seed: int = 0) -> tuple[Split, Split]:
+    """(kept, held out): a class-balanced ``fraction`` of ``split`` held out (at least one example)."""
+    kept, held = split_balanced(split.y, fraction, seed=seed)
+    return split.take(kept), split.take(held)
+
+
+def subsets(data: Dataset, *, limit_train: int = 0, limit_test: int = 0, seed: int = 0) -> Dataset:
+    """``data`` with class-balanced subsets of its train and test splits (0: the whole split)."""
+    return replace(data, train=subset(data.train, limit_train, seed), test=subset(data.test, limit_test, seed))
