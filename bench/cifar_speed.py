@@ -82,8 +82,8 @@ def main() -> None:
     args = p.parse_args()
     _common.header("cifar_speed: training images/s, cnnlab vs plain PyTorch loop")
     data = cifar10.load(_common.shared_data("cifar10-jpg.tar.gz"))
-    idx = class_balanced_indices(data.train_y, args.images)
-    x, y = data.train_x[idx], data.train_y[idx]
+    idx = class_balanced_indices(data.train.y, args.images)
+    x, y = data.train.x[idx], data.train.y[idx]
     import tempfile
     print(f"{'arch':<14} {'plain img/s':>12} {'cnnlab img/s':>13} {'ratio':>7}   precision={resolve_precision('auto')}, "
           f"batch={args.batch_size}, {args.images} images, epochs 2..{args.epochs} timed, best of {args.repeats}")

@@ -37,7 +37,7 @@ def plain_dense_ae(images, seed: int, epochs: int, batch_size: int = 256) -> dic
     model = create_autoencoder("dense-ae", code_dim=32)
     torch.nn.init.zeros_(model.encoder[1].bias)  # Keras' zero code bias: the baseline, not cnnlab's 0.1
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x, x_test = images.x_train, images.x_test
+    x, x_test = images.train.x, images.test.x
     torch.set_flush_denormal(True)  # as cnnlab does: subnormal Adam states cost ~5x on x86
     started = time.perf_counter()
     for _ in range(epochs):
@@ -81,8 +81,8 @@ def bench_dense(args, runs_dir: str) -> str:
             plain = plain_dense_ae(images, seed, args.ae_epochs)
         rows += [fmt_row("cnnlab", seed, ours), fmt_row("plain loop", seed, plain)]
         ratios.append(ours["wall_s"] / plain["wall_s"])
-    print(f"## dense AE, code 32, {args.ae_epochs} epochs, batch 256 ({len(images.x_train)} train / "
-          f"{len(images.x_test)} test images)\n")
+    print(f"## dense AE, code 32, {args.ae_epochs} epochs, batch 256 ({len(images.train.x)} train / "
+          f"{len(images.test.x)} test images)\n")
     print(to_markdown(rows))
     ours_psnr = [r["test PSNR dB"] for r in rows if r["trainer"] == "cnnlab"]
     plain_psnr = [r["test PSNR dB"] for r in rows if r["trainer"] == "plain loop"]

@@ -22,12 +22,12 @@ def test_three_formats_give_the_same_tensors(cifar_batches, cifar_tree, cifar_ta
     (train_x, train_y), (test_x, test_y) = tiny_cifar_arrays()
     for source in (cifar_batches, cifar_batches / "cifar-10-batches-py", cifar_tree):
         data = cifar10.load(source)
-        assert data.train_x.dtype == torch.uint8 and data.train_x.shape == (60, 3, 32, 32)
-        assert torch.equal(data.train_y, torch.from_numpy(train_y))
-        assert torch.equal(data.test_x, torch.from_numpy(test_x))  # pickles and PNGs are lossless
+        assert data.train.x.dtype == torch.uint8 and data.train.x.shape == (60, 3, 32, 32)
+        assert torch.equal(data.train.y, torch.from_numpy(train_y))
+        assert torch.equal(data.test.x, torch.from_numpy(test_x))  # pickles and PNGs are lossless
     from_tar = cifar10.load(cifar_tarball)
-    assert from_tar.train_x.shape == (60, 3, 32, 32) and from_tar.test_x.shape == (30, 3, 32, 32)
-    assert torch.equal(from_tar.test_y, torch.from_numpy(test_y))
+    assert from_tar.train.x.shape == (60, 3, 32, 32) and from_tar.test.x.shape == (30, 3, 32, 32)
+    assert torch.equal(from_tar.test.y, torch.from_numpy(test_y))
 
 
 def test_decoded_once_then_served_from_cache_until_the_source_changes(cifar_tree, monkeypatch):
@@ -43,14 +43,14 @@ def test_decoded_once_then_served_from_cache_until_the_source_changes(cifar_tree
     changed = cifar10.load(cifar_tree)
     assert len(calls) == 2
     (_, _), (test_x, _) = tiny_cifar_arrays(seed=1)
-    assert torch.equal(changed.test_x, torch.from_numpy(test_x))
+    assert torch.equal(changed.test.x, torch.from_numpy(test_x))
 
 
 def test_data_root_lookup_before_download(tmp_path, monkeypatch):
     root = write_cifar_batches(tmp_path / "root")
     monkeypatch.setenv("CNNLAB_DATA", str(root))
     assert cifar10.locate() == root / "cifar-10-batches-py"
-    assert cifar10.load().train_x.shape[0] == 60
+    assert cifar10.load().train.x.shape[0] == 60
 
 
 def test_offline_download_is_one_clear_error(tmp_path, monkeypatch):

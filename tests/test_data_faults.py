@@ -16,9 +16,10 @@ from PIL import Image
 
 from cnnlab.cli import main
 from cnnlab.data import cifar10
-from cnnlab.data.food101 import decode_image, load_food101
+from cnnlab.data import food101, notmnist
+from cnnlab.data.food101 import decode_image
 from cnnlab.data.images import count_junk, is_junk, read_rgb
-from cnnlab.data.notmnist import FILES, load_notmnist
+from cnnlab.data.notmnist import FILES
 from cnnlab.errors import DataError
 
 from conftest import tiny_cifar_arrays, write_cifar_tree
@@ -57,7 +58,7 @@ def test_cifar_tarball_with_macosx_beside_the_tree(tmp_path, capsys):
         tar.add(tmp_path / "src" / "__MACOSX", arcname="__MACOSX")
     data = cifar10.load(archive)
     (train_x, _), _ = tiny_cifar_arrays()
-    assert data.train_x.shape == (len(train_x), 3, 32, 32)
+    assert data.train.x.shape == (len(train_x), 3, 32, 32)
 
 
 def test_cifar_tree_with_junk_in_every_folder(tmp_path, capsys):
@@ -65,8 +66,8 @@ def test_cifar_tree_with_junk_in_every_folder(tmp_path, capsys):
     expected = add_junk(tree / "train") + add_junk(tree / "train" / "cat") + add_junk(tree / "test" / "dog")
     data = cifar10.load(tree)
     (train_x, train_y), (test_x, _) = tiny_cifar_arrays()
-    assert len(data.train_y) == len(train_y) and len(data.test_y) == len(test_x)
-    assert torch.equal(torch.bincount(data.train_y), torch.bincount(torch.from_numpy(train_y)))
+    assert len(data.train.y) == len(train_y) and len(data.test.y) == len(test_x)
+    assert torch.equal(torch.bincount(data.train.y), torch.bincount(torch.from_numpy(train_y)))
     err = capsys.readouterr().err
     assert f"skipped {expected} file(s)" in err and str(tree) in err and err.count("\n") == 1
 
@@ -81,7 +82,7 @@ def test_food_archive_with_junk(tmp_path, capsys):
     with tarfile.open(archive, "w") as tar:
         tar.add(food, arcname="food-101")
         tar.add(tmp_path / "src" / "__MACOSX", arcname="__MACOSX")
-    data = load_food101(archive, num_classes=4, image_size=32)
+    data = food101.load(archive, num_classes=4, image_size=32)
     assert len(data.train) == 16 and len(data.test) == 8
     assert "skipped 10 file(s)" in capsys.readouterr().err
 
@@ -166,7 +167,7 @@ def test_cifar_tree_applies_exif(tmp_path):
     target.unlink()
     _exif_jpeg(target.with_suffix(".jpg"), stored, orientation=8)
     data = cifar10.load(tree)
-    shown = data.train_x[data.train_y == 3][0].float()  # class 3 is cat; its first file is the new one
+    shown = data.train.x[data.train.y == 3][0].float()  # class 3 is cat; its first file is the new one
     assert shown[:, :14].mean() > 200 and shown[:, 18:].mean() < 40
 
 
@@ -210,6 +211,6 @@ def test_notmnist_reads_idx_files_without_gz(tmp_path, layout):
             (folder / FILES[key]).write_bytes(gzip.compress(data))
         else:
             (folder / FILES[key].removesuffix(".gz")).write_bytes(data)
-    data = load_notmnist(folder)
-    assert torch.equal(data.x_train[:, 0], torch.from_numpy(x_train))
-    assert torch.equal(data.y_test, torch.from_numpy(y_test).long())
+    data = notmnist.load(folder)
+    assert torch.equal(data.train.x[:, 0], torch.from_numpy(x_train))
+    assert torch.equal(data.test.y, torch.from_numpy(y_test).long())

@@ -10,7 +10,6 @@ import torch
 from food_tree import CLASSES, make_food_tree, tar_tree
 
 from cnnlab.data import food101
-from cnnlab.data.food101 import load_food101
 from cnnlab.errors import DataError
 
 
@@ -20,8 +19,8 @@ def tree(tmp_path):
 
 
 def test_first_n_classes_follow_classes_txt(tree):
-    data = load_food101(tree.parent, num_classes=3, image_size=24)
-    assert data.classes == list(CLASSES[:3])  # file order, not alphabetical
+    data = food101.load(tree.parent, num_classes=3, image_size=24)
+    assert data.classes == tuple(CLASSES[:3])  # file order, not alphabetical
     assert data.train.x.shape == (12, 3, 24, 24) and data.train.x.dtype == torch.uint8
     assert data.test.x.shape == (6, 3, 24, 24)
     assert data.train.y.tolist() == [0] * 4 + [1] * 4 + [2] * 4
@@ -29,9 +28,9 @@ def test_first_n_classes_follow_classes_txt(tree):
 
 
 def test_sources_folder_food101_folder_and_archives(tree, tmp_path):
-    reference = load_food101(tree.parent, num_classes=2, image_size=16)
+    reference = food101.load(tree.parent, num_classes=2, image_size=16)
     for source in (tree, tar_tree(tree, tmp_path / "f.tar"), tar_tree(tree, tmp_path / "f.tar.gz")):
-        data = load_food101(source, num_classes=2, image_size=16)
+        data = food101.load(source, num_classes=2, image_size=16)
         assert torch.equal(data.train.x, reference.train.x), source
 
 
@@ -40,8 +39,8 @@ def test_lookup_under_data_root(tree, tmp_path, monkeypatch):
     root.mkdir()
     tar_tree(tree, root / "food-101-first10.tar")
     monkeypatch.setattr(food101, "download_food101", lambda r: pytest.fail("must not download"))
-    data = load_food101(num_classes=4, image_size=16)  # CNNLAB_DATA points at data-root (conftest)
-    assert data.classes == list(CLASSES)
+    data = food101.load(num_classes=4, image_size=16)  # CNNLAB_DATA points at data-root (conftest)
+    assert data.classes == tuple(CLASSES)
 
 
 def test_download_failure_is_one_clear_line(monkeypatch):
@@ -52,60 +51,60 @@ def test_download_failure_is_one_clear_line(monkeypatch):
 
     monkeypatch.setattr(torchvision.datasets, "Food101", offline)
     with pytest.raises(DataError, match="`data_dir`") as err:
-        load_food101(num_classes=2)
+        food101.load(num_classes=2)
     assert "\n" not in str(err.value)
 
 
 def test_more_classes_than_exist_names_count_and_flag(tree):
     with pytest.raises(DataError, match=r"only 4 classes .*`num_classes` 4"):
-        load_food101(tree.parent)  # default is 20
+        food101.load(tree.parent)  # default is 20
 
 
 @pytest.mark.parametrize("missing", ["classes.txt", "test.txt"])
 def test_missing_meta_file(tree, missing):
     (tree / "meta" / missing).unlink()
     with pytest.raises(DataError, match=missing):
-        load_food101(tree.parent, num_classes=2, image_size=16)
+        food101.load(tree.parent, num_classes=2, image_size=16)
 
 
 def test_unreadable_image_is_named(tree):
     bad = tree / "images" / "apple_pie" / "201.jpg"
     bad.write_bytes(b"not a jpeg")
     with pytest.raises(DataError, match="201.jpg: unreadable image"):
-        load_food101(tree.parent, num_classes=2, image_size=16)
+        food101.load(tree.parent, num_classes=2, image_size=16)
 
 
 def test_missing_image_is_named(tree):
     (tree / "images" / "ramen" / "101.jpg").unlink()
     with pytest.raises(DataError, match="101.jpg: listed in the split file but missing"):
-        load_food101(tree.parent, num_classes=1, image_size=16)
+        food101.load(tree.parent, num_classes=1, image_size=16)
 
 
 def test_class_without_images(tree):
     train = tree / "meta" / "train.txt"
     train.write_text("\n".join(l for l in train.read_text().splitlines() if not l.startswith("sushi/")))
     with pytest.raises(DataError, match="'sushi' has no images in meta/train.txt"):
-        load_food101(tree.parent, num_classes=3, image_size=16)
+        food101.load(tree.parent, num_classes=3, image_size=16)
 
 
 def test_not_food101(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no Food-101 data"):
-        load_food101(tmp_path / "empty", num_classes=1)
+        food101.load(tmp_path / "empty", num_classes=1)
     with pytest.raises(DataError, match="not found"):
-        load_food101(tmp_path / "nowhere", num_classes=1)
+        food101.load(tmp_path / "nowhere", num_classes=1)
 
 
 def test_limit_and_balanced_val_split(tree):
-    data = load_food101(tree.parent, num_classes=4, per_class_limit=3, val_fraction=0.25, image_size=16)
+    data = food101.load(tree.parent, num_classes=4, per_class_limit=3, val_fraction=0.25, image_size=16)
     assert len(data.test) == 4 * 2  # the limit caps each split per class; test has only 2 per class
     assert len(data.train) + len(data.val) == 4 * 3
     assert sorted(data.val.y.tolist()) == [0, 1, 2]  # 3 held out, no class twice
 
 
 def test_decoded_images_are_cached(tree, monkeypatch):
-    load_food101(tree.parent, num_classes=2, image_size=16)
+    food101.load(tree.parent, num_classes=2, image_size=16)
     monkeypatch.setattr(food101, "decode_images", lambda *a, **k: pytest.fail("decoded twice"))
-    load_food101(tree.parent, num_classes=2, image_size=16)  # same source, classes, size: from the cache
+    food101.load(tree.parent, num_classes=2, image_size=16)  # same source, classes, size: from the cache
     with pytest.raises(BaseException, match="decoded twice"):
-        load_food101(tree.parent, num_classes=2, image_size=20)  # a new size is a new cache entry
+        food101.load(tree.parent, num_classes=2, image_size=20)  # a new size is a new cache entry

@@ -9,7 +9,7 @@ from food_tree import make_food_tree
 
 from cnnlab.config import build
 from cnnlab.train import features as features_module
-from cnnlab.data.food101 import load_food101
+from cnnlab.data import food101
 from cnnlab.experiments.food import FoodConfig, build_net, features_of
 from cnnlab.models.backbones import BACKBONES, BackboneEntry
 from cnnlab.data.preprocess import preprocess_for
@@ -40,7 +40,7 @@ def _features(food, **overrides):
     torch.manual_seed(0)  # test-resnet10t's random weights are the same every time
     net = build_net(cfg, cfg.data.num_classes)
     pre = preprocess_for(net.backbone, cfg.data.input_size)
-    data = load_food101(food, num_classes=2, image_size=pre.stored_size, interpolation=pre.interpolation)
+    data = food101.load(food, num_classes=2, image_size=pre.stored_size, interpolation=pre.interpolation)
     return net, features_of(net, data, pre, cfg)
 
 
@@ -82,7 +82,7 @@ def test_features_equal_the_backbone_on_eval_preprocessed_images(tmp_path):
     net, inputs = _features(food)
     images, _ = inputs.tensors["test"]
     pre = preprocess_for(net.backbone, 32)
-    data = load_food101(food, num_classes=2, image_size=pre.stored_size)
+    data = food101.load(food, num_classes=2, image_size=pre.stored_size)
     with torch.no_grad():
         direct = net.eval().forward_features(pre.eval_transform()(data.test.x))
     assert torch.allclose(images, direct, atol=1e-5)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnlab.data.food101 import decode_image, load_food101
+from cnnlab.data import food101
+from cnnlab.data.food101 import decode_image
 from cnnlab.errors import DataError
 from cnnlab.models.backbones import create_backbone
 from cnnlab.data.preprocess import preprocess_for
@@ -45,4 +46,4 @@ def test_offline_lite0_sees_burritos(tmp_path):
 
 def test_default_twenty_classes_on_the_ten_class_copy_says_which_flag():
     with pytest.raises(DataError, match=r"only 10 classes \(apple_pie \.\.\. breakfast_burrito\).*`num_classes` 10"):
-        load_food101(ARCHIVE)
+        food101.load(ARCHIVE)

@@ -11,7 +11,7 @@ import torch
 
 from cnnlab.data import notmnist
 from cnnlab.data.noise import add_noise, noisy_copy, parse_noise, NoiseTransform
-from cnnlab.data.notmnist import FILES, load_notmnist, read_idx
+from cnnlab.data.notmnist import FILES, read_idx
 from cnnlab.errors import CnnlabError, DataError
 from notmnist_helpers import idx_bytes, tiny_letters, write_notmnist
 
@@ -21,23 +21,23 @@ from notmnist_helpers import idx_bytes, tiny_letters, write_notmnist
 
 def test_reads_the_four_files(tmp_path):
     folder = write_notmnist(tmp_path / "nm", n_train=30, n_test=10)
-    data = load_notmnist(folder)
-    assert data.x_train.shape == (30, 1, 28, 28) and data.x_train.dtype == torch.uint8
-    assert data.x_test.shape == (10, 1, 28, 28)
-    assert data.y_train.dtype == torch.int64 and data.y_train.tolist() == [i % 10 for i in range(30)]
+    data = notmnist.load(folder)
+    assert data.train.x.shape == (30, 1, 28, 28) and data.train.x.dtype == torch.uint8
+    assert data.test.x.shape == (10, 1, 28, 28)
+    assert data.train.y.dtype == torch.int64 and data.train.y.tolist() == [i % 10 for i in range(30)]
     expected, _ = tiny_letters(30, 0)
-    assert np.array_equal(data.x_train[:, 0].numpy(), expected)
+    assert np.array_equal(data.train.x[:, 0].numpy(), expected)
     assert data.classes[0] == "A" and len(data.classes) == 10
 
 
 def test_plain_idx_without_gzip_is_read_too(tmp_path):
     folder = write_notmnist(tmp_path / "nm", n_train=10, n_test=10, gz=False)
-    assert load_notmnist(folder).x_test.shape == (10, 1, 28, 28)
+    assert notmnist.load(folder).test.x.shape == (10, 1, 28, 28)
 
 
 def test_second_load_comes_from_memory(tmp_path):
     folder = write_notmnist(tmp_path / "nm", n_train=10, n_test=10)
-    assert load_notmnist(folder) is load_notmnist(folder)
+    assert notmnist.load(folder) is notmnist.load(folder)
 
 
 def test_truncated_gzip_names_the_file(tmp_path):
@@ -45,7 +45,7 @@ def test_truncated_gzip_names_the_file(tmp_path):
     path = folder / FILES["train_images"]
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(DataError, match="train-images-idx3-ubyte.gz.*truncated"):
-        load_notmnist(folder)
+        notmnist.load(folder)
 
 
 def test_truncated_payload_names_the_file(tmp_path):
@@ -53,14 +53,14 @@ def test_truncated_payload_names_the_file(tmp_path):
     path = folder / FILES["test_images"]
     path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes())[:-5]))
     with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte.gz: truncated"):
-        load_notmnist(folder)
+        notmnist.load(folder)
 
 
 def test_foreign_file_is_refused(tmp_path):
     folder = write_notmnist(tmp_path / "nm")
     (folder / FILES["train_labels"]).write_bytes(gzip.compress(b"<html>not found</html>"))
     with pytest.raises(DataError, match="train-labels-idx1-ubyte.gz: not an idx file"):
-        load_notmnist(folder)
+        notmnist.load(folder)
 
 
 def test_images_where_labels_belong_are_refused(tmp_path):
@@ -68,25 +68,25 @@ def test_images_where_labels_belong_are_refused(tmp_path):
     images = (folder / FILES["train_images"]).read_bytes()
     (folder / FILES["train_labels"]).write_bytes(images)
     with pytest.raises(DataError, match="train-labels.*1 dimension"):
-        load_notmnist(folder)
+        notmnist.load(folder)
 
 
 def test_count_mismatch_and_wrong_size_are_refused(tmp_path):
     folder = write_notmnist(tmp_path / "nm", n_train=20)
     (folder / FILES["train_labels"]).write_bytes(gzip.compress(idx_bytes(np.zeros(19))))
     with pytest.raises(DataError, match="20 images but .* 19 labels"):
-        load_notmnist(folder)
+        notmnist.load(folder)
     (folder / FILES["train_labels"]).write_bytes(gzip.compress(idx_bytes(np.zeros(20))))
     (folder / FILES["train_images"]).write_bytes(gzip.compress(idx_bytes(np.zeros((20, 32, 32)))))
     with pytest.raises(DataError, match="expected 28x28"):
-        load_notmnist(folder)
+        notmnist.load(folder)
 
 
 def test_label_out_of_range(tmp_path):
     folder = write_notmnist(tmp_path / "nm", n_test=10)
     (folder / FILES["test_labels"]).write_bytes(gzip.compress(idx_bytes(np.full(10, 12))))
     with pytest.raises(DataError, match="label 12"):
-        load_notmnist(folder)
+        notmnist.load(folder)
 
 
 def test_read_idx_shape(tmp_path):
@@ -102,16 +102,16 @@ def test_data_dir_missing_files_are_listed(tmp_path):
     folder = write_notmnist(tmp_path / "nm")
     (folder / FILES["test_labels"]).unlink()
     with pytest.raises(DataError, match="missing t10k-labels-idx1-ubyte.gz"):
-        load_notmnist(folder)
+        notmnist.load(folder)
     with pytest.raises(DataError, match="no such folder"):
-        load_notmnist(tmp_path / "nowhere")
+        notmnist.load(tmp_path / "nowhere")
 
 
 def test_found_under_data_root_notmnist(tmp_path, monkeypatch):
     root = tmp_path / "root"
     write_notmnist(root / "notmnist", n_train=10, n_test=10)
     monkeypatch.setenv("CNNLAB_DATA", str(root))
-    assert load_notmnist().source == (root / "notmnist").resolve()
+    assert notmnist.load().source == (root / "notmnist").resolve()
 
 
 def test_offline_download_is_a_clear_error(monkeypatch):
@@ -120,7 +120,7 @@ def test_offline_download_is_a_clear_error(monkeypatch):
 
     monkeypatch.setattr(notmnist.urllib.request, "urlopen", offline)
     with pytest.raises(DataError, match="could not be downloaded.*`data_dir`"):
-        load_notmnist()
+        notmnist.load()
 
 
 def test_download_lands_in_the_cache(tmp_path, monkeypatch):
@@ -130,9 +130,9 @@ def test_download_lands_in_the_cache(tmp_path, monkeypatch):
         return open(source / url.rsplit("/", 1)[1], "rb")
 
     monkeypatch.setattr(notmnist.urllib.request, "urlopen", fake_urlopen)
-    data = load_notmnist()
+    data = notmnist.load()
     assert data.source == (tmp_path / "cache" / "notmnist").resolve()
-    assert len(data.x_train) == 60
+    assert len(data.train.x) == 60
 
 
 # ---- noise ----------------------------------------------------------------------------------------

@@ -9,15 +9,15 @@ Accepted sources (``data_dir``, or looked up in the data root before anything is
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from cnnlab.data.archive import is_archive, single_top_folder
-from cnnlab.data.cache import cached_tensors, materialise
+from cnnlab.data.cache import cached_tensors, fingerprint, materialise
 from cnnlab.data.images import is_junk, note_junk, read_rgb
+from cnnlab.data.splits import Dataset, Split
 from cnnlab.errors import DataError
 from cnnlab.paths import data_root
 
@@ -27,16 +27,6 @@ STD = (0.2470, 0.2435, 0.2616)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 ROOT_CANDIDATES = ("cifar-10-batches-py", "cifar10-jpg.tar.gz", "cifar10-jpg", "cifar-10-python.tar.gz",
                    "cifar10.tar.gz", "cifar10.tar", "cifar10")
-
-
-@dataclass
-class Cifar10:
-    train_x: torch.Tensor  # (N, 3, 32, 32) uint8
-    train_y: torch.Tensor  # (N,) int64
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    classes: tuple[str, ...] = CLASSES
-    source: str = ""
 
 
 # ---- the two on-disk layouts ------------------------------------------------------------------------
@@ -140,8 +130,12 @@ EXPECTED = ("a folder holding cifar-10-batches-py/, an image tree train/<class>/
             "or a .tar/.tar.gz of either")
 
 
-def load_source(source: Path) -> Cifar10:
-    """Decode ``source`` (any accepted form) once; later calls read the cached tensors."""
+def load_source(source: Path) -> Dataset:
+    """Decode ``source`` (any accepted form) once; later calls read the cached tensors.
+
+    Raises:
+        DataError: missing, corrupt or unrecognised source (naming it and what was expected).
+    """
     source = Path(source).expanduser()
     if not source.exists():
         raise DataError(f"{source}: no such file or folder (expected {EXPECTED})")
@@ -158,8 +152,9 @@ def load_source(source: Path) -> Cifar10:
             return read_tree(tree)
         raise DataError(f"{source}: unrecognised layout (expected {EXPECTED})")
 
-    tensors = cached_tensors("cifar10", source, build)
-    return Cifar10(**tensors, source=str(source))
+    t = cached_tensors("cifar10", source, build)
+    return Dataset(Split(t["train_x"], t["train_y"]), Split(t["test_x"], t["test_y"]), CLASSES, source,
+                   fingerprint(source))
 
 
 def locate(data_dir: str | Path | None = None, root: str | Path | None = None) -> Path:
@@ -188,5 +183,11 @@ def download(base: Path) -> Path:
     return base / "cifar-10-batches-py"
 
 
-def load(data_dir: str | Path | None = None, root: str | Path | None = None) -> Cifar10:
-    return load_source(locate(data_dir, root))
+def load(data_dir: str | Path | None = None, data_root: str | Path | None = None) -> Dataset:
+    """CIFAR-10 as uint8 images (N, 3, 32, 32) and int64 labels: 50,000 train and 10,000 test images,
+    from ``data_dir`` (any accepted form), else the data root, else torchvision's download.
+
+    Raises:
+        DataError: no data found and the download failed, or a corrupt source.
+    """
+    return load_source(locate(data_dir, data_root))

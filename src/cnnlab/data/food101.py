@@ -14,8 +14,8 @@ Images are decoded once per (source, classes, limit, size) into a cached uint8 t
 backbone's input (timm's ``input / crop_pct``, 256 for 224), so a center crop of S gives exactly timm's
 eval preprocessing and a random crop gives train-time augmentation, both on whole batches in memory.
 
-    from cnnlab.data.food101 import load_food101
-    data = load_food101("../shared/data/food-101-first10.tar", num_classes=10, image_size=256)
+    from cnnlab.data import food101
+    data = food101.load("../shared/data/food-101-first10.tar", num_classes=10, image_size=256)
     data.train.x.shape  # (3750, 3, 256, 256) uint8
 """
 
@@ -24,42 +24,19 @@ from __future__ import annotations
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from cnnlab.data.archive import is_archive, single_top_folder
-from cnnlab.data.cache import cached_tensors, materialise
+from cnnlab.data.cache import cached_tensors, fingerprint, materialise
 from cnnlab.data.images import note_junk, read_rgb
-from cnnlab.data.loader import split_balanced
+from cnnlab.data.splits import Dataset, Split, hold_out
 from cnnlab.errors import DataError
 from cnnlab.paths import data_root
 
 DEFAULT_NUM_CLASSES = 20  # the lab asks for the first 20 classes
 ARCHIVE_PATTERNS = ("food-101.tar.gz", "food-101.tgz", "food-101.tar", "food-101*.tar*")
-
-
-@dataclass
-class Split:
-    x: torch.Tensor  # (N, 3, S, S) uint8
-    y: torch.Tensor  # (N,) int64 class indices into FoodData.classes
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-
-@dataclass
-class FoodData:
-    root: Path  # the food-101 folder read
-    classes: list[str]
-    train: Split
-    test: Split
-    val: Split | None = None
-
-    @property
-    def image_size(self) -> int:
-        return int(self.train.x.shape[-1])
 
 
 # ---- finding the data ----------------------------------------------------------------------------
@@ -213,25 +190,25 @@ def _decoded_split(root: Path, split: str, classes: list[str], per_class_limit: 
     return Split(data["x"], data["y"])
 
 
-def load_food101(data_dir: str | Path | None = None, *, root: str | Path | None = None,
-                 num_classes: int = DEFAULT_NUM_CLASSES, per_class_limit: int = 0, val_fraction: float = 0.0,
-                 image_size: int = 256, interpolation: str = "bicubic", seed: int = 0,
-                 download: bool = True, fewer_ok: bool = False) -> FoodData:
+def load(data_dir: str | Path | None = None, data_root: str | Path | None = None, *,
+         num_classes: int = DEFAULT_NUM_CLASSES, per_class_limit: int = 0, val_fraction: float = 0.0,
+         image_size: int = 256, interpolation: str = "bicubic", seed: int = 0,
+         download: bool = True, fewer_ok: bool = False) -> Dataset:
     """The first ``num_classes`` classes (all there are when ``fewer_ok`` and there are fewer), official
     train/test split, optional class-balanced val split (``val_fraction`` of train, held out of train),
-    each split at most ``per_class_limit`` per class.
+    each split at most ``per_class_limit`` per class; images uint8 (N, 3, image_size, image_size), the
+    shorter side resized with ``interpolation`` and center-cropped. ``source`` is the food-101 folder read.
 
     Raises:
         DataError: no data found, a bad layout or image, or a parameter out of range (named).
     """
     if not 0.0 <= val_fraction < 1.0:
         raise DataError(f"`val_fraction` must be in [0, 1), got {val_fraction}")
-    folder = locate(data_dir, root, download=download)
+    folder = locate(data_dir, data_root, download=download)
     classes = first_classes(read_classes(folder), num_classes, folder, fewer_ok)
     train = _decoded_split(folder, "train", classes, per_class_limit, image_size, interpolation)
     test = _decoded_split(folder, "test", classes, per_class_limit, image_size, interpolation)
     val = None
     if val_fraction > 0:
-        kept, held = split_balanced(train.y, val_fraction, seed)
-        train, val = Split(train.x[kept], train.y[kept]), Split(train.x[held], train.y[held])
-    return FoodData(folder, classes, train, test, val)
+        train, val = hold_out(train, val_fraction, seed)
+    return Dataset(train, test, tuple(classes), folder, fingerprint(folder), val)

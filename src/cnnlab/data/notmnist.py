@@ -22,12 +22,12 @@ import struct
 import urllib.error
 import urllib.request
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from cnnlab.data.cache import cached_tensors, fingerprint
+from cnnlab.data.splits import Dataset, Split
 from cnnlab.errors import DataError
 from cnnlab.paths import cache_root, data_root
 
@@ -42,21 +42,6 @@ CLASSES = tuple("ABCDEFGHIJ")
 IMAGE_SIZE = 28
 IDX_UINT8 = 0x08  # idx type code of unsigned bytes, the only one MNIST-style files use
 DOWNLOAD_TIMEOUT_S = 30
-
-
-@dataclass(frozen=True)
-class NotMnist:
-    """The decoded dataset: images (N, 1, 28, 28) uint8 in 0..255, labels (N,) int64 in 0..9."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    source: Path
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return CLASSES
 
 
 # ---- reading one idx file -------------------------------------------------------------------------
@@ -181,20 +166,26 @@ def find_folder(data_dir: str | Path | None = None, data_root_dir: str | Path | 
     return download(cache_root() / "notmnist")
 
 
-_MEMORY: dict[str, NotMnist] = {}
+_MEMORY: dict[str, Dataset] = {}
 
 
-def load_notmnist(data_dir: str | Path | None = None, data_root_dir: str | Path | None = None, *,
-                  allow_download: bool = True) -> NotMnist:
-    """Decode (once per source version) and return notMNIST as uint8 tensors in memory."""
-    folder = find_folder(data_dir, data_root_dir, allow_download=allow_download).resolve()
+def load(data_dir: str | Path | None = None, data_root: str | Path | None = None, *,
+         allow_download: bool = True) -> Dataset:
+    """notMNIST (letters A-J) as uint8 images (N, 1, 28, 28) in 0..255 and int64 labels in 0..9, decoded
+    once per source version (see the module docstring for where it is looked up).
+
+    Raises:
+        DataError: files missing, truncated or inconsistent, or not found and not downloadable.
+    """
+    folder = find_folder(data_dir, data_root, allow_download=allow_download).resolve()
     # Fingerprint the four files only: the folder may be the whole data root, holding gigabytes.
     paths = [file_in(folder, key) for key in FILES]
     versions = tuple(fingerprint(p) for p in paths)
     key = f"{folder}|{versions}"
     if key not in _MEMORY:
-        tensors = cached_tensors("notmnist", paths[0], lambda: read_folder(folder), versions)
-        _MEMORY[key] = NotMnist(source=folder, **tensors)
+        t = cached_tensors("notmnist", paths[0], lambda: read_folder(folder), versions)
+        _MEMORY[key] = Dataset(Split(t["x_train"], t["y_train"]), Split(t["x_test"], t["y_test"]), CLASSES, folder,
+                               "-".join(versions))
     return _MEMORY[key]
 
 

@@ -12,8 +12,8 @@ From Python: ``train(build(CifarConfig, arch="multipath", epochs=2))`` returns t
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ from cnnlab import config as cfgmod
 from cnnlab import files
 from cnnlab.data import cifar10
 from cnnlab.data.augment import Normalize
-from cnnlab.data.loader import TensorLoader, class_balanced_indices, split_balanced
+from cnnlab.data.loader import TensorLoader
+from cnnlab.data.splits import Dataset, Split, hold_out, subsets
 from cnnlab.errors import ConfigError, TrainingDiverged
 from cnnlab.experiments.common import diverged_runs_recorded, open_run, read_compare_config, run_or_reuse
 from cnnlab.experiments.configs import ArchOptions, CifarConfig, CifarData, CompareOptions, EvaluateOptions, GraphOptions
@@ -53,30 +54,15 @@ def check_arch(arch: str) -> None:
 # ---- data --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Splits:
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    eval_x: torch.Tensor
-    eval_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    eval_split: str
-
-
-def make_splits(cfg: CifarData, seed: int) -> Splits:
-    data = cifar10.load(cfg.data_dir or None, cfg.data_root or None)
-    train_x, train_y, test_x, test_y = data.train_x, data.train_y, data.test_x, data.test_y
-    if cfg.limit_train:
-        idx = class_balanced_indices(train_y, min(cfg.limit_train, len(train_y)), seed=seed)
-        train_x, train_y = train_x[idx], train_y[idx]
-    if cfg.limit_test:
-        idx = class_balanced_indices(test_y, min(cfg.limit_test, len(test_y)), seed=seed)
-        test_x, test_y = test_x[idx], test_y[idx]
+def make_splits(cfg: CifarData, seed: int) -> tuple[Dataset, str]:
+    """The config's CIFAR-10 (class-balanced subsets drawn by ``seed``; with ``monitor`` val, a held-out
+    part of train as val) and the split that picks best.ckpt."""
+    data = subsets(cifar10.load(cfg.data_dir or None, cfg.data_root or None),
+                   limit_train=cfg.limit_train, limit_test=cfg.limit_test, seed=seed)
     if cfg.monitor == "val":
-        keep, held = split_balanced(train_y, cfg.val_fraction, seed=seed)
-        return Splits(train_x[keep], train_y[keep], train_x[held], train_y[held], test_x, test_y, "val")
-    return Splits(train_x, train_y, test_x, test_y, test_x, test_y, "test")
+        train, val = hold_out(data.train, cfg.val_fraction, seed=seed)
+        return dataclasses.replace(data, train=train, val=val), "val"
+    return data, "test"
 
 
 def train_transform(cfg: CifarConfig) -> Normalize:
@@ -88,15 +74,15 @@ def eval_transform(cfg: CifarConfig) -> Normalize:
     return Normalize(cifar10.MEAN, cifar10.STD, channels_last=cfg.hardware.channels_last)
 
 
-def eval_loader(cfg: CifarConfig, x: torch.Tensor, y: torch.Tensor) -> TensorLoader:
-    return TensorLoader(x, y, cfg.data.eval_batch_size, transform=eval_transform(cfg))
+def eval_loader(cfg: CifarConfig, split: Split) -> TensorLoader:
+    return TensorLoader(split.x, split.y, cfg.data.eval_batch_size, transform=eval_transform(cfg))
 
 
-def loaders(cfg: CifarConfig, splits: Splits) -> tuple[TensorLoader, TensorLoader]:
+def loaders(cfg: CifarConfig, data: Dataset, eval_split: str) -> tuple[TensorLoader, TensorLoader]:
     batch = cfg.optim.batch_size
-    train = TensorLoader(splits.train_x, splits.train_y, batch, shuffle=True, drop_last=len(splits.train_x) > batch,
+    train = TensorLoader(data.train.x, data.train.y, batch, shuffle=True, drop_last=len(data.train) > batch,
                          transform=train_transform(cfg), seed=cfg.run.seed)
-    return train, eval_loader(cfg, splits.eval_x, splits.eval_y)
+    return train, eval_loader(cfg, data.split(eval_split))
 
 
 # ---- one run -----------------------------------------------------------------------------------------
@@ -108,11 +94,11 @@ def build_model(arch: str, options: dict[str, Any]) -> torch.nn.Module:
     return create_model(arch, num_classes=len(cifar10.CLASSES), **options)
 
 
-def fit_to_data(model: torch.nn.Module, cfg: CifarConfig, splits: Splits, sample: int = 5000) -> None:
+def fit_to_data(model: torch.nn.Module, cfg: CifarConfig, train: Split, sample: int = 5000) -> None:
     """Data-initialised layers (the whitening stem of ``residual_fast``) see a seeded sample of train."""
     g = torch.Generator().manual_seed(cfg.run.seed)
-    idx = torch.randperm(len(splits.train_x), generator=g)[:sample]
-    init_from_data(model, eval_transform(cfg)(splits.train_x[idx]))
+    idx = torch.randperm(len(train), generator=g)[:sample]
+    init_from_data(model, eval_transform(cfg)(train.x[idx]))
 
 
 def write_model_files(model: torch.nn.Module, run_dir: Path) -> Path:
@@ -136,39 +122,39 @@ def train(cfg: CifarConfig) -> Path:
     """
     check_arch(cfg.arch)
     pl.seed_everything(cfg.run.seed, verbose=False)
-    splits = make_splits(cfg.data, cfg.run.seed)
+    data, eval_split = make_splits(cfg.data, cfg.run.seed)
     model = build_model(cfg.arch, cfg.model)
-    fit_to_data(model, cfg, splits)
+    fit_to_data(model, cfg, data.train)
     run_dir = open_run(EXERCISE, cfg, cfg.run)
     graph = write_model_files(model, run_dir)
     module = ClassifierModule(model, cfg.optim, channels_last=cfg.hardware.channels_last, flip_tta=cfg.flip_tta,
-                              eval_split=splits.eval_split, hparams=cfgmod.to_dict(cfg))
-    train_loader, evaluation = loaders(cfg, splits)
+                              eval_split=eval_split, hparams=cfgmod.to_dict(cfg))
+    train_loader, evaluation = loaders(cfg, data, eval_split)
     started = time.perf_counter()
     length = Length(cfg.optim.epochs, cfg.optim.early_stopping_patience)
     with diverged_runs_recorded(run_dir, EXERCISE, count_params(model), arch=cfg.arch, architecture=describe(model)):
         result = fit(module, train_loader, evaluation, run_dir, cfg.run, cfg.hardware, length,
-                     monitor=f"{splits.eval_split}_acc", mode="max")
+                     monitor=f"{eval_split}_acc", mode="max")
     if not result.is_global_zero:
         return run_dir
 
     best = best_model(cfg, result.best_ckpt)
     precision = result.precision  # re-evaluated in the precision the Trainer used
-    scores = {f"{split}_acc": accuracy(*predict_logits(best, eval_loader(cfg, x, y), flip_tta=cfg.flip_tta,
+    scores = {f"{split}_acc": accuracy(*predict_logits(best, eval_loader(cfg, data.split(split)), flip_tta=cfg.flip_tta,
                                                        precision=precision))
-              for split, x, y in (("train", splits.train_x, splits.train_y), ("test", splits.test_x, splits.test_y))}
+              for split in ("train", "test")}
     optim = cfg.optim
     write_summary(run_dir, {
         "name": run_dir.name, "exercise": EXERCISE, "arch": cfg.arch,
         "architecture": describe(model), "params": count_params(model),
-        "epochs": result.epochs, "best_epoch": result.best_epoch, "monitor": f"{splits.eval_split}_acc",
+        "epochs": result.epochs, "best_epoch": result.best_epoch, "monitor": f"{eval_split}_acc",
         "best_monitored": result.best_score, **scores,
-        "callback": callback_text(optim.early_stopping_patience, splits.eval_split),
+        "callback": callback_text(optim.early_stopping_patience, eval_split),
         "hyperparameters": {"optimizer": optim.optimizer, "lr": optim.lr, "batch_size": optim.batch_size,
                             "weight_decay": optim.weight_decay, "schedule": optim.schedule,
                             "label_smoothing": optim.label_smoothing, "crop_padding": cfg.data.crop_padding,
                             "flip": cfg.data.flip, "precision": precision, "precision_reason": result.precision_reason},
-        "train_images": len(splits.train_x), "test_images": len(splits.test_x),
+        "train_images": len(data.train), "test_images": len(data.test),
         "wall_time_s": result.wall_time_s, "total_time_s": time.perf_counter() - started,
         "graph": graph.name, "seed": cfg.run.seed, **environment(),
     })
@@ -196,12 +182,10 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str = "", d
                       {k: v for k, v in {"data.data_dir": data_dir, "data.data_root": data_root}.items() if v})
     if split == "val" and cfg.data.monitor != "val":
         raise ConfigError(f"{run_dir} has no val split (it monitored test): use --split test or train")
-    splits = make_splits(cfg.data, cfg.run.seed)
-    x, y = {"train": (splits.train_x, splits.train_y), "test": (splits.test_x, splits.test_y),
-            "val": (splits.eval_x, splits.eval_y)}[split]
-    logits, targets = predict_logits(best_model(cfg, run_dir / "checkpoints" / "best.ckpt"), eval_loader(cfg, x, y),
+    part = make_splits(cfg.data, cfg.run.seed)[0].split(split)
+    logits, targets = predict_logits(best_model(cfg, run_dir / "checkpoints" / "best.ckpt"), eval_loader(cfg, part),
                                      flip_tta=cfg.flip_tta)
-    return {"split": split, "images": len(y), "acc": accuracy(logits, targets), "top5": accuracy(logits, targets, k=5)}
+    return {"split": split, "images": len(part), "acc": accuracy(logits, targets), "top5": accuracy(logits, targets, k=5)}
 
 
 # ---- Table 1 -----------------------------------------------------------------------------------------

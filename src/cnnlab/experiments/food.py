@@ -41,7 +41,8 @@ import torch
 
 from cnnlab import config as cfgmod
 from cnnlab import files
-from cnnlab.data.food101 import FoodData, load_food101
+from cnnlab.data import food101
+from cnnlab.data.splits import Dataset
 from cnnlab.data.preprocess import Preprocess, preprocess_for
 from cnnlab.errors import ConfigError, TrainingDiverged
 from cnnlab.experiments.common import diverged_runs_recorded, open_run, read_compare_config, run_or_reuse
@@ -93,10 +94,10 @@ def build_net(cfg: FoodConfig, num_classes: int) -> TransferNet:
                                activation=cfg.activation, dropout=cfg.dropout, batch_norm=cfg.head_batch_norm)
 
 
-def load_data(cfg: FoodConfig, pre: Preprocess) -> FoodData:
+def load_data(cfg: FoodConfig, pre: Preprocess) -> Dataset:
     """The config's Food-101 splits, decoded at the backbone's stored size with its interpolation. With
     ``num_classes`` 0, the lab's 20 classes, or all the data has when it has fewer (said in one line)."""
-    data = load_food101(cfg.data.data_dir or None, root=cfg.data.data_root or None,
+    data = food101.load(cfg.data.data_dir or None, cfg.data.data_root or None,
                         num_classes=cfg.data.num_classes or DEFAULT_FOOD_CLASSES,
                         fewer_ok=cfg.data.num_classes == 0, per_class_limit=cfg.data.per_class_limit,
                         val_fraction=cfg.data.val_fraction, image_size=pre.stored_size,
@@ -117,7 +118,7 @@ def phase(cfg: FoodConfig, **changes: Any) -> Phase:
                  cfg.data.eval_batch_size, cfgmod.to_dict(cfg))
 
 
-def features_of(net: TransferNet, data: FoodData, pre: Preprocess, cfg: FoodConfig) -> Inputs:
+def features_of(net: TransferNet, data: Dataset, pre: Preprocess, cfg: FoodConfig) -> Inputs:
     # With a val split, train and val are parts of the official train split drawn by the seed.
     drawn_by = (cfg.data.val_fraction, cfg.run.seed) if data.val is not None else None
     return feature_inputs(net, data, pre, cfg.hardware, batch_size=cfg.data.eval_batch_size,
@@ -125,7 +126,7 @@ def features_of(net: TransferNet, data: FoodData, pre: Preprocess, cfg: FoodConf
 
 
 @STRATEGIES.register("frozen")
-def train_frozen(net: TransferNet, data: FoodData, pre: Preprocess, cfg: FoodConfig, run_dir: Path) -> Outcome:
+def train_frozen(net: TransferNet, data: Dataset, pre: Preprocess, cfg: FoodConfig, run_dir: Path) -> Outcome:
     freeze(net.backbone)
     if not cfg.cache:
         return fit_phase(net, image_inputs(data, pre), phase(cfg), run_dir, "frozen")
@@ -140,7 +141,7 @@ def train_frozen(net: TransferNet, data: FoodData, pre: Preprocess, cfg: FoodCon
 
 
 @STRATEGIES.register("finetune")
-def train_finetune(net: TransferNet, data: FoodData, pre: Preprocess, cfg: FoodConfig, run_dir: Path) -> Outcome:
+def train_finetune(net: TransferNet, data: Dataset, pre: Preprocess, cfg: FoodConfig, run_dir: Path) -> Outcome:
     if cfg.finetune.unfreeze != "all" and int(cfg.finetune.unfreeze) < 1:
         raise ConfigError("finetune.unfreeze must be at least 1 (or all); 0 is the frozen strategy")
     phase1 = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, epochs=cfg.finetune.head_epochs))
@@ -161,7 +162,7 @@ def train_finetune(net: TransferNet, data: FoodData, pre: Preprocess, cfg: FoodC
 
 
 @STRATEGIES.register("scratch")
-def train_scratch(net: TransferNet, data: FoodData, pre: Preprocess, cfg: FoodConfig, run_dir: Path) -> Outcome:
+def train_scratch(net: TransferNet, data: Dataset, pre: Preprocess, cfg: FoodConfig, run_dir: Path) -> Outcome:
     unfreeze(net)
     return fit_phase(net, image_inputs(data, pre), phase(cfg), run_dir, "scratch")
 

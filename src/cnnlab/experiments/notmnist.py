@@ -19,18 +19,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import torch
 
 from cnnlab import config as cfgmod
 from cnnlab import files
-from cnnlab.data.loader import TensorLoader, class_balanced_indices
+from cnnlab.data.loader import TensorLoader
 from cnnlab.data.noise import NoiseTransform, noisy_copy, parse_noise
-from cnnlab.data.notmnist import as_float, load_notmnist
+from cnnlab.data import notmnist
+from cnnlab.data.notmnist import as_float
+from cnnlab.data.splits import Dataset, Split, subsets
 from cnnlab.errors import ConfigError
 from cnnlab.experiments.common import (HOW_NOT_WHAT, config_changes, diverged_runs_recorded, open_run,
                                        reuse_or_resume, same_run)
@@ -59,29 +59,12 @@ FIGURE_IMAGES = 10  # test images shown in each figure
 # ---- data --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Images:
-    """Float images (N, 1, 28, 28) in [0, 1] and their labels (N,)."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-
-
-def _subset(x: torch.Tensor, y: torch.Tensor, limit: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    if not limit or limit >= len(y):
-        return x, y
-    idx = class_balanced_indices(y, limit, seed=seed)
-    return x[idx], y[idx]
-
-
-def load_images(cfg: NotMnistData, seed: int = 0) -> Images:
-    """The config's train and test images as floats in [0, 1], subsets drawn by ``seed``."""
-    data = load_notmnist(cfg.data_dir or None, cfg.data_root or None)
-    x_train, y_train = _subset(data.x_train, data.y_train, cfg.limit_train, seed)
-    x_test, y_test = _subset(data.x_test, data.y_test, cfg.limit_test, seed)
-    return Images(as_float(x_train), y_train, as_float(x_test), y_test)
+def load_images(cfg: NotMnistData, seed: int = 0) -> Dataset:
+    """The config's notMNIST with images as floats (N, 1, 28, 28) in [0, 1], subsets drawn by ``seed``."""
+    data = subsets(notmnist.load(cfg.data_dir or None, cfg.data_root or None),
+                   limit_train=cfg.limit_train, limit_test=cfg.limit_test, seed=seed)
+    return dataclasses.replace(data, train=Split(as_float(data.train.x), data.train.y),
+                               test=Split(as_float(data.test.x), data.test.y))
 
 
 # ---- shared by ae and denoise ------------------------------------------------------------------------
@@ -125,13 +108,13 @@ def _train_ae(cfg: AEConfig) -> Path:
     images = load_images(cfg.data, cfg.run.seed)
     model = create_autoencoder("dense-ae", code_dim=cfg.code_dim)
     run_dir = open_run(EXERCISE, cfg, cfg.run)
-    train_loader = TensorLoader(images.x_train, images.x_train, cfg.optim.batch_size, shuffle=True, seed=cfg.run.seed)
-    eval_loader = TensorLoader(images.x_test, images.x_test, cfg.data.eval_batch_size)
+    train_loader = TensorLoader(images.train.x, images.train.x, cfg.optim.batch_size, shuffle=True, seed=cfg.run.seed)
+    eval_loader = TensorLoader(images.test.x, images.test.x, cfg.data.eval_batch_size)
     result, best = _fit_autoencoder(model, cfg, run_dir, train_loader, eval_loader)
     if not result.is_global_zero:
         return run_dir
 
-    x_test = images.x_test
+    x_test = images.test.x
     reconstruction = reconstruct(best, x_test)
     q = quality(reconstruction, x_test)
     scores = {"test_mse": q["mse"], "test_psnr": q["psnr_db"], "test_ssim": q["ssim"]}
@@ -139,12 +122,12 @@ def _train_ae(cfg: AEConfig) -> Path:
     figures.image_rows([("input", shown), ("reconstruction", reconstruction[:FIGURE_IMAGES])],
                        run_dir / "figures" / "reconstructions.png", title=f"dense autoencoder, code {cfg.code_dim}")
     figures.code_tiles(encode_all(best, shown), run_dir / "figures" / "codes.png")
-    rows, one_off = compression_table(best, x_test, images.x_train[:2000])
+    rows, one_off = compression_table(best, x_test, images.train.x[:2000])
     write_table(rows, run_dir / "compression",
                 caption=f"Compression, first {one_off['compression_images']} test images; "
                         f"decoder {one_off['decoder_bytes_float32']:,} bytes (float32) shipped once")
     write_summary(run_dir, _run_summary(run_dir, cfg, best, result, scores, code_dim=cfg.code_dim,
-                                        compression=rows, **one_off, train_images=len(images.x_train),
+                                        compression=rows, **one_off, train_images=len(images.train.x),
                                         test_images=len(x_test)))
     return run_dir
 
@@ -232,15 +215,15 @@ def _svm(cfg: SvmConfig) -> Path:
     code_size = autoencoder.code_size if autoencoder is not None else cfg.code_dim
     grid = SvmGrid(cfg.svm.c_values, cfg.svm.gamma_scales, cfg.svm.cv_samples, cfg.svm.cv_folds, cfg.run.seed)
     started = time.perf_counter()
-    rows = svm_table(cfg.features, FeatureInputs(images.x_train, images.x_test, autoencoder, code_size),
-                     images.y_train, images.y_test, grid)
-    outputs = write_table(rows, run_dir / "svm", caption=f"RBF SVM on notMNIST: {len(images.x_train)} train, "
-                                                         f"{len(images.x_test)} test images")
+    rows = svm_table(cfg.features, FeatureInputs(images.train.x, images.test.x, autoencoder, code_size),
+                     images.train.y, images.test.y, grid)
+    outputs = write_table(rows, run_dir / "svm", caption=f"RBF SVM on notMNIST: {len(images.train.x)} train, "
+                                                         f"{len(images.test.x)} test images")
     # Not a training run, so not the training summary contract: kind says what it is.
     files.write_text(run_dir / "summary.json", json.dumps({
         "name": run_dir.name, "exercise": EXERCISE, "kind": "svm", "ae_run": str(ae_run), "rows": rows,
-        "wall_time_s": time.perf_counter() - started, "train_images": len(images.x_train),
-        "test_images": len(images.x_test), "seed": cfg.run.seed, **environment()}, indent=2))
+        "wall_time_s": time.perf_counter() - started, "train_images": len(images.train.x),
+        "test_images": len(images.test.x), "seed": cfg.run.seed, **environment()}, indent=2))
     print(outputs[0].read_text())
     return run_dir
 
@@ -263,29 +246,29 @@ def _denoise(cfg: DenoiseConfig) -> Path:
     AUTOENCODERS.get(cfg.model)  # an unknown name fails here, listing the known ones
     pl.seed_everything(cfg.run.seed, verbose=False)
     images = load_images(cfg.data, cfg.run.seed)
-    noisy_test = noisy_copy(images.x_test, spec, seed=cfg.test_noise_seed)
+    noisy_test = noisy_copy(images.test.x, spec, seed=cfg.test_noise_seed)
     model = create_autoencoder(cfg.model)
     run_dir = open_run(EXERCISE, cfg, cfg.run)
-    train_loader = TensorLoader(images.x_train, images.x_train, cfg.optim.batch_size, shuffle=True, seed=cfg.run.seed,
+    train_loader = TensorLoader(images.train.x, images.train.x, cfg.optim.batch_size, shuffle=True, seed=cfg.run.seed,
                                 transform=NoiseTransform(spec))  # (noisy, clean) pairs, new noise every epoch
-    eval_loader = TensorLoader(noisy_test, images.x_test, cfg.data.eval_batch_size)
+    eval_loader = TensorLoader(noisy_test, images.test.x, cfg.data.eval_batch_size)
     result, best = _fit_autoencoder(model, cfg, run_dir, train_loader, eval_loader)
     if not result.is_global_zero:
         return run_dir
 
     denoised = reconstruct(best, noisy_test)
-    noisy, cleaned = quality(noisy_test, images.x_test), quality(denoised, images.x_test)
+    noisy, cleaned = quality(noisy_test, images.test.x), quality(denoised, images.test.x)
     scores = {"test_mse": cleaned["mse"], "test_psnr": cleaned["psnr_db"], "test_ssim": cleaned["ssim"],
               "noisy_mse": noisy["mse"], "noisy_psnr": noisy["psnr_db"], "noisy_ssim": noisy["ssim"],
               "psnr_gain_db": cleaned["psnr_db"] - noisy["psnr_db"]}
     n = FIGURE_IMAGES
-    figures.image_rows([("noisy", noisy_test[:n]), ("denoised", denoised[:n]), ("clean", images.x_test[:n])],
+    figures.image_rows([("noisy", noisy_test[:n]), ("denoised", denoised[:n]), ("clean", images.test.x[:n])],
                        run_dir / "figures" / "denoising.png", title=f"{cfg.model}, noise {spec}")
     write_table([{"images": "noisy vs clean", **noisy}, {"images": "denoised vs clean", **cleaned}],
                 run_dir / "denoising", caption=f"Denoising, noise {spec}, {len(noisy_test)} test images")
     write_summary(run_dir, _run_summary(run_dir, cfg, best, result, scores, noise=str(spec),
                                         code=code_size_line(best), decoder_bytes_float32=parameter_bytes(best.decoder),
-                                        train_images=len(images.x_train), test_images=len(images.x_test)))
+                                        train_images=len(images.train.x), test_images=len(images.test.x)))
     return run_dir
 
 
@@ -316,7 +299,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str = "", d
     else:
         raise ConfigError(f"{run_dir}: not a run of `notmnist ae` or `notmnist denoise`")
     images = load_images(cfg.data, cfg.run.seed)
-    clean = images.x_train if split == "train" else images.x_test
+    clean = images.train.x if split == "train" else images.test.x
     inputs = clean
     if isinstance(cfg, DenoiseConfig):
         inputs = noisy_copy(clean, parse_noise(cfg.noise), seed=cfg.test_noise_seed)

@@ -19,9 +19,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from cnnlab.data.food101 import FoodData
 from cnnlab.data.loader import TensorLoader
 from cnnlab.data.preprocess import Preprocess
+from cnnlab.data.splits import Dataset
 from cnnlab.models.transfer import TransferNet
 from cnnlab.train.checkpoint import read_rows, write_rows
 from cnnlab.train.classifier import ClassifierModule
@@ -58,7 +58,7 @@ def run_device(hardware: Hardware) -> torch.device:
     return torch.device("cuda" if on_gpu else "cpu")
 
 
-def image_inputs(data: FoodData, pre: Preprocess) -> Inputs:
+def image_inputs(data: Dataset, pre: Preprocess) -> Inputs:
     """Each split's uint8 images, with the backbone's train (augmenting) and eval transforms."""
     tensors = {"train": (data.train.x, data.train.y), "test": (data.test.x, data.test.y)}
     if data.val is not None:
@@ -66,7 +66,7 @@ def image_inputs(data: FoodData, pre: Preprocess) -> Inputs:
     return Inputs(tensors, pre.train_transform(), pre.eval_transform(), "images")
 
 
-def feature_inputs(net: TransferNet, data: FoodData, pre: Preprocess, hardware: Hardware, *,
+def feature_inputs(net: TransferNet, data: Dataset, pre: Preprocess, hardware: Hardware, *,
                    batch_size: int = 128, selection: tuple = ()) -> Inputs:
     """Cached pooled features (N, F) float32 of every split (extracted now if absent, in batches of
     ``batch_size`` images); eval preprocessing, no augmentation. ``selection`` names how the splits were
@@ -78,7 +78,7 @@ def feature_inputs(net: TransferNet, data: FoodData, pre: Preprocess, hardware: 
     splits = {"train": data.train, "test": data.test, **({"val": data.val} if data.val is not None else {})}
     for split, part in splits.items():
         key = (split, tuple(data.classes), *selection)
-        features, built = cached_features(net, part.x, pre, source=data.root, split=split, key=key,
+        features, built = cached_features(net, part.x, pre, source=data.source, split=split, key=key,
                                           bf16=bf16, batch_size=batch_size, kind="food-features",
                                           device=device)
         tensors[split] = (features, part.y)

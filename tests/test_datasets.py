@@ -1,0 +1,59 @@
+"""One dataset interface: every dataset module's ``load(data_dir, data_root, ...)`` returns the same
+``Dataset`` of ``Split``s, and one ``subset`` draws class-balanced parts of any of them."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from food_tree import make_food_tree
+from notmnist_helpers import write_notmnist
+
+from cnnlab.data import cifar10, food101, notmnist
+from cnnlab.data.splits import Dataset, Split, hold_out, subset
+
+
+@pytest.fixture
+def datasets(cifar_tree, tmp_path):
+    return {
+        "cifar10": cifar10.load(cifar_tree),
+        "food101": food101.load(make_food_tree(tmp_path / "food").parent, num_classes=3, image_size=16),
+        "notmnist": notmnist.load(write_notmnist(tmp_path / "notmnist")),
+    }
+
+
+def test_every_load_returns_one_container(datasets):
+    for name, data in datasets.items():
+        assert isinstance(data, Dataset) and isinstance(data.train, Split) and isinstance(data.test, Split), name
+        assert data.train.x.dtype == torch.uint8 and data.train.y.dtype == torch.int64, name
+        assert len(data.train.x) == len(data.train) > 0 and len(data.test) > 0, name
+        assert isinstance(data.classes, tuple) and int(data.train.y.max()) < len(data.classes), name
+        assert Path(data.source).exists() and data.fingerprint, name
+        with pytest.raises(KeyError, match="no 'val' split"):
+            data.split("val")
+
+
+def test_every_load_takes_the_same_leading_parameters():
+    for module in (cifar10, food101, notmnist):
+        assert list(inspect.signature(module.load).parameters)[:2] == ["data_dir", "data_root"], module
+
+
+def test_subset_is_class_balanced_reproducible_and_whole_when_asked_for_all(datasets):
+    train = datasets["cifar10"].train
+    part = subset(train, 20, seed=3)
+    assert len(part) == 20 and torch.bincount(part.y).tolist() == [2] * 10
+    assert torch.equal(part.x, subset(train, 20, seed=3).x) and not torch.equal(part.y, subset(train, 20, seed=4).y)
+    assert subset(train, 0) is train and subset(train, len(train) + 5) is train
+    kept, held = hold_out(train, 0.5, seed=0)
+    assert len(kept) + len(held) == len(train) and torch.bincount(held.y).tolist() == [3] * 10
+
+
+def test_data_errors_name_parameters_not_flags():
+    """The data layer names its parameters (`data_dir`); the command line turns them into flags."""
+    root = Path(__file__).parents[1] / "src" / "cnnlab" / "data"
+    flags = [f"{p.name}: {line.strip()}" for p in root.glob("*.py") for line in p.read_text().splitlines()
+             if "Error(" in line and re.search(r"--[a-z]", line)]
+    assert not flags, flags
