@@ -2,7 +2,10 @@
 
 PSNR is taken from the MSE over the whole set (10 log10(1 / MSE), in dB), the convention under which
 predicting notMNIST's mean image scores 7.1 dB. SSIM is the usual Gaussian-window SSIM (11x11,
-sigma 1.5, K1 = 0.01, K2 = 0.03) averaged over images, written in torch so it needs no extra package.
+sigma 1.5, K1 = 0.01, K2 = 0.03) over the 'valid' windows (Wang et al. 2004), averaged over images.
+Not torchmetrics' SSIM: it also scores windows reaching into reflect-padded borders and, on a single
+11x11 window, disagrees with the definition computed by hand (``tests/test_notmnist_models.py`` pins
+the definition); on 28x28 letters with blank borders that convention changes the number.
 The notMNIST codec comparison built on them is ``experiments.compression``.
 """
 

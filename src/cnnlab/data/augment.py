@@ -5,19 +5,23 @@ from __future__ import annotations
 import torch
 
 
-def random_crop(x: torch.Tensor, padding: int, g: torch.Generator | None = None) -> torch.Tensor:
-    """Zero-pad by ``padding`` and cut a random HxW window per image, in one gather."""
-    if padding <= 0:
-        return x
+def random_window(x: torch.Tensor, size: int, g: torch.Generator | None = None) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, size, size), a window at a random offset per image, in one gather."""
     b, c, h, w = x.shape
-    padded = torch.nn.functional.pad(x, (padding,) * 4)  # (B, C, H+2p, W+2p)
-    dy = torch.randint(0, 2 * padding + 1, (b,), generator=g)
-    dx = torch.randint(0, 2 * padding + 1, (b,), generator=g)
-    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]  # (B, 1, H, 1)
-    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]  # (B, 1, 1, W)
+    dy = torch.randint(0, h - size + 1, (b,), generator=g)
+    dx = torch.randint(0, w - size + 1, (b,), generator=g)
+    rows = (dy[:, None] + torch.arange(size))[:, None, :, None]  # (B, 1, size, 1)
+    cols = (dx[:, None] + torch.arange(size))[:, None, None, :]  # (B, 1, 1, size)
     batch = torch.arange(b)[:, None, None, None]
     chan = torch.arange(c)[None, :, None, None]
-    return padded[batch, chan, rows, cols]  # (B, C, H, W)
+    return x[batch, chan, rows, cols]  # (B, C, size, size)
+
+
+def random_crop(x: torch.Tensor, padding: int, g: torch.Generator | None = None) -> torch.Tensor:
+    """Zero-pad square (B, C, S, S) images by ``padding`` and cut a random SxS window per image."""
+    if padding <= 0:
+        return x
+    return random_window(torch.nn.functional.pad(x, (padding,) * 4), x.shape[-1], g)
 
 
 def random_flip(x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from cnnlab.data.augment import Normalize
+from cnnlab.data.augment import Normalize, random_window
 
 
 @dataclass(frozen=True)
@@ -52,18 +52,6 @@ def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     h, w = x.shape[-2:]
     top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
     return x[..., top:top + size, left:left + size]
-
-
-def random_window(x: torch.Tensor, size: int, g: torch.Generator | None = None) -> torch.Tensor:
-    """(B, C, S, S) -> (B, C, size, size), a window at a random offset per image, in one gather."""
-    b, c, h, w = x.shape
-    dy = torch.randint(0, h - size + 1, (b,), generator=g)
-    dx = torch.randint(0, w - size + 1, (b,), generator=g)
-    rows = (dy[:, None] + torch.arange(size))[:, None, :, None]  # (B, 1, size, 1)
-    cols = (dx[:, None] + torch.arange(size))[:, None, None, :]  # (B, 1, 1, size)
-    batch = torch.arange(b)[:, None, None, None]
-    chan = torch.arange(c)[None, :, None, None]
-    return x[batch, chan, rows, cols]  # (B, C, size, size)
 
 
 class EvalTransform:

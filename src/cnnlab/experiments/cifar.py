@@ -38,7 +38,8 @@ from cnnlab.runs import environment, is_diverged, read_summary, write_summary
 from cnnlab.train.checkpoint import load_model_weights
 from cnnlab.train.classifier import ClassifierModule, accuracy, predict_logits
 from cnnlab.train.engine import Length, fit
-from cnnlab.viz.tables import fmt_pct, write_table
+from cnnlab.viz.comparisons import table1_row
+from cnnlab.viz.tables import write_table
 
 EXERCISE = "cifar"
 INPUT = (3, 32, 32)
@@ -204,30 +205,6 @@ def entry_config(defaults: dict[str, Any], entry: dict[str, Any], seed: int, ove
     return cfg
 
 
-def table_row(name: str, summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    """Table 1's row of one entry: mean ± std over its seeds, or "diverged" when a seed diverged."""
-    diverged = [s for s in summaries if is_diverged(s)]
-    if diverged:  # a diverged seed has no result: the entry shows that, never a number
-        first = diverged[0]
-        return {"Model": name, "Architecture": first.get("architecture", name), "Callback": "",
-                "Acc. train %": "diverged", "Acc. test %": "diverged", "Params": f"{first['params']:,}",
-                "Epochs": f"diverged in epoch {first.get('diverged_epoch', '?')}",
-                "Optimizer, LR, batch": "", "Time": f"{first['wall_time_s']:.0f} s"}
-    first = summaries[0]
-    hp = first["hyperparameters"]
-    return {
-        "Model": name,
-        "Architecture": first["architecture"],
-        "Callback": first["callback"],
-        "Acc. train %": fmt_pct([s["train_acc"] for s in summaries]),
-        "Acc. test %": fmt_pct([s["test_acc"] for s in summaries]),
-        "Params": f"{first['params']:,}",
-        "Epochs": f"{first['epochs']} (best {first['best_epoch']})" if len(summaries) == 1 else str(first["epochs"]),
-        "Optimizer, LR, batch": f"{hp['optimizer']}, {hp['lr']:g}, {hp['batch_size']}",
-        "Time": f"{sum(s['wall_time_s'] for s in summaries) / len(summaries):.0f} s",
-    }
-
-
 def compare(options: CompareOptions, overrides: dict[str, Any] | None = None) -> list[Path]:
     """Train (or reuse) every entry of a preset for each of ``options.seeds`` seeds (``overrides``, any
     config keys, apply to every run); write Table 1 as runs/cifar/table1.{md,csv,tex}."""
@@ -241,7 +218,7 @@ def compare(options: CompareOptions, overrides: dict[str, Any] | None = None) ->
     for name, runs in configs.items():
         summaries = [run_or_reuse(EXERCISE, cfg, train) for cfg in runs]
         diverged += sum(is_diverged(s) for s in summaries)
-        rows.append(table_row(name, summaries))
+        rows.append(table1_row(name, summaries))
     stem = runs_root(next(iter(configs.values()))[0].run.runs_dir or None) / EXERCISE / "table1"
     caption = "Table 1: CIFAR-10 architectures" + (f" (mean ± std over {options.seeds} seeds)" if options.seeds > 1 else "")
     outputs = write_table(rows, stem, caption=caption)

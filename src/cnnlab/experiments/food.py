@@ -60,6 +60,7 @@ from cnnlab.train.freeze import freeze, unfreeze, unfreeze_last
 from cnnlab.train.transfer import (Inputs, Outcome, Phase, feature_inputs, fit_phase, image_inputs,
                                    merge_phase_metrics, run_device)
 from cnnlab.viz.classification import classification_scores, plot_confusion
+from cnnlab.viz.comparisons import food_row
 from cnnlab.viz.tables import to_markdown, write_table
 
 EXERCISE = "food"
@@ -279,26 +280,6 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str = "", d
 # ---- the comparison ------------------------------------------------------------------------------
 
 
-def _minutes(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
-
-
-def table_row(s: dict[str, Any]) -> dict[str, Any]:
-    strategy = s["strategy"] + (f" (last {s['unfreeze']})" if s.get("unfreeze") else "")
-    if is_diverged(s):  # no result to show: say so in every result column
-        return {"Backbone": s["backbone"], "Head": s["head"], "Strategy": strategy, "Trainable params": "",
-                "Epochs": f"diverged in epoch {s.get('diverged_epoch', '?')}", "Time": _minutes(s["wall_time_s"]),
-                "Acc. train %": "diverged", "Acc. test %": "diverged", "Top-5 %": "diverged"}
-    return {
-        "Backbone": s["backbone"], "Head": s["head"], "Strategy": strategy,
-        "Trainable params": f"{s['trainable_params']:,}",
-        "Epochs": f"{s['epochs']} (best {s['best_epoch']})",
-        "Time": _minutes(s["wall_time_s"]),
-        "Acc. train %": f"{100 * s['train_acc']:.1f}", "Acc. test %": f"{100 * s['test_acc']:.1f}",
-        "Top-5 %": f"{100 * s['top5']:.1f}",
-    }
-
-
 def best_sentence(summaries: list[dict[str, Any]]) -> str:
     results = [s for s in summaries if not is_diverged(s)]
     if not results:
@@ -323,7 +304,7 @@ def compare(options: CompareOptions, overrides: dict[str, Any] | None = None) ->
     stem = runs_root(configs[0].run.runs_dir or None) / EXERCISE / "compare"
     caption = (f"Food-101, first {summaries[0]['num_classes']} classes: backbones, heads and strategies "
                f"(test split, best checkpoint; Time is training time, frozen heads from cached features)")
-    outputs = write_table([table_row(s) for s in summaries], stem, caption=caption)
+    outputs = write_table([food_row(s) for s in summaries], stem, caption=caption)
     files.write_text(outputs[0], outputs[0].read_text() + f"\n{sentence}\n")
     print(outputs[0].read_text())
     diverged = sum(is_diverged(s) for s in summaries)

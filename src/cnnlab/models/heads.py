@@ -14,14 +14,10 @@ from __future__ import annotations
 from torch import nn
 
 from cnnlab.errors import ConfigError
+from cnnlab.models.layers import activation as make_activation
 from cnnlab.registry import Registry
 
 HEADS = Registry("head")
-ACTIVATIONS = Registry("activation")
-ACTIVATIONS.register("relu")(nn.ReLU)
-ACTIVATIONS.register("gelu")(nn.GELU)
-ACTIVATIONS.register("silu")(nn.SiLU)
-ACTIVATIONS.register("tanh")(nn.Tanh)
 
 
 @HEADS.register("linear")
@@ -40,7 +36,7 @@ def mlp_head(in_features: int, num_classes: int, hidden: tuple[int, ...] = (512,
         layers.append(nn.Linear(width, units, bias=not batch_norm))  # BN's shift makes the bias redundant
         if batch_norm:
             layers.append(nn.BatchNorm1d(units))
-        layers += [ACTIVATIONS.create(activation), nn.Dropout(dropout)]
+        layers += [make_activation(activation), nn.Dropout(dropout)]
         width = units
     layers.append(nn.Linear(width, num_classes))
     return nn.Sequential(*layers)

@@ -9,11 +9,16 @@ from typing import Callable
 import torch
 from torch import nn
 
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+from cnnlab.registry import Registry
+
+ACTIVATIONS = Registry("activation")
+for _name, _cls in {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}.items():
+    ACTIVATIONS.register(_name)(_cls)
 
 
 def activation(name: str) -> nn.Module:
-    return ACTIVATIONS[name]()
+    """A new activation module by name (``CnnlabError`` naming the known ones on a typo)."""
+    return ACTIVATIONS.create(name)
 
 
 class ConvBNAct(nn.Sequential):

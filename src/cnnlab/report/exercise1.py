@@ -7,19 +7,18 @@ from typing import Any
 
 from cnnlab.viz.curves import plot_curves
 from cnnlab.report.document import Document, Figure, Heading, Missing, Paragraph, Preformatted, Table
-from cnnlab.viz.tables import fmt_pct as pct, mean_std
+from cnnlab.viz.comparisons import table1_row
+from cnnlab.viz.tables import mean_std
 from cnnlab.report.runs import add_diverged, Entry, group_by_entry, load_runs
 
 HOW = "Run `cnnlab cifar compare --preset quick` (or `cnnlab lab`)."
 
 
 def table1_rows(entries: list[Entry]) -> list[dict[str, Any]]:
-    rows = []
-    for e in entries:
-        s = e.first.summary
-        rows.append({"Model": e.name, "Architecture": s.get("architecture", "-"), "Callback": s.get("callback", "-"),
-                     "Acc. train %": pct(e.values("train_acc")), "Acc. test %": pct(e.values("test_acc"))})
-    return rows
+    """Table 1 as the lab asks for it (the other columns are in the hyper-parameter table)."""
+    shown = ("Model", "Architecture", "Callback", "Acc. train %", "Acc. test %")
+    rows = [table1_row(e.name, [r.summary for r in e.runs]) for e in entries]
+    return [{k: row[k] for k in shown} for row in rows]
 
 
 def hyperparameter_rows(entries: list[Entry]) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from cnnlab.viz.comparisons import food_label, food_row
 from cnnlab.viz.curves import plot_curves
 from cnnlab.report.document import Document, Figure, Heading, Missing, Paragraph, Table
 from cnnlab.report.runs import add_diverged, Run, load_runs
@@ -13,21 +14,11 @@ from cnnlab.report.runs import add_diverged, Run, load_runs
 HOW = "Run `cnnlab food compare --preset quick` (or `cnnlab lab`)."
 
 
-def label(s: dict[str, Any]) -> str:
-    strategy = s["strategy"] + (f" (last {s['unfreeze']})" if s.get("unfreeze") else "")
-    return f"{s['backbone']} + {s['head']}, {strategy}"
+label = food_label
 
 
 def comparison_rows(runs: list[Run]) -> list[dict[str, Any]]:
-    rows = []
-    for r in runs:
-        s = r.summary
-        rows.append({"Backbone": s["backbone"], "Head": s["head"], "Strategy": s["strategy"]
-                     + (f" (last {s['unfreeze']})" if s.get("unfreeze") else ""),
-                     "Trainable params": f"{s['trainable_params']:,}", "Epochs": f"{s['epochs']} (best {s['best_epoch']})",
-                     "Time": f"{s['wall_time_s']:.0f} s", "Acc. train %": f"{100 * s['train_acc']:.1f}",
-                     "Acc. test %": f"{100 * s['test_acc']:.1f}", "Top-5 %": f"{100 * s['top5']:.1f}"})
-    return rows
+    return [food_row(r.summary) for r in runs]
 
 
 def facts_of(runs: list[Run]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.metrics import psnr_from_mse
+from cnnlab.train.inference import in_batches, run_batches
 from cnnlab.train.options import AutoencoderOptim
 from cnnlab.train.sums import EpochSums
 
@@ -94,19 +95,11 @@ class AutoencoderModule(pl.LightningModule):
         return torch.optim.Adam(self.model.parameters(), lr=self.optim.lr)
 
 
-@torch.inference_mode()
 def reconstruct(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """``model(x)`` in eval mode, batch by batch, on the model's device; returns a CPU float tensor."""
-    model.eval()
-    device = next(model.parameters()).device
-    outs = [model(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
-    return torch.cat(outs)
+    """``model(x)`` in eval mode, batch by batch, on the model's device; a CPU float tensor shaped like ``x``."""
+    return run_batches(model, model, in_batches(x, batch_size), empty=tuple(x.shape))
 
 
-@torch.inference_mode()
 def encode_all(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """The codes of ``x`` flattened to (N, code_size), on the CPU."""
-    model.eval()
-    device = next(model.parameters()).device
-    outs = [model.encode(x[i:i + batch_size].to(device)).float().flatten(1).cpu() for i in range(0, len(x), batch_size)]
-    return torch.cat(outs)
+    """The codes of ``x`` (N, 1, 28, 28) flattened to (N, code_size), on the CPU."""
+    return run_batches(model, lambda b: model.encode(b).flatten(1), in_batches(x, batch_size))

@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.train.options import ClassifierOptim
+from cnnlab.train.inference import run_batches
+from cnnlab.viz.classification import topk_accuracy
 from cnnlab.train.lookahead import Lookahead
 from cnnlab.train.sums import EpochSums
 
@@ -121,24 +123,22 @@ class ClassifierModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
-@torch.inference_mode()
 def predict_logits(model: nn.Module, loader, *, flip_tta: bool = False, precision: str = "32-true") -> tuple[torch.Tensor, torch.Tensor]:
-    """All logits and targets of ``loader`` (no augmentation unless the loader adds it)."""
-    model.eval()
-    device = next(model.parameters()).device
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision.startswith("bf16"))
-    logits, targets = [], []
-    for x, y in loader:
-        x = x.to(device, non_blocking=True)
-        with autocast:
-            out = model(x)
-            if flip_tta:
-                out = (out + model(x.flip(3))) / 2
-        logits.append(out.float().cpu())
-        targets.append(y)
-    return torch.cat(logits), torch.cat(targets)
+    """All logits (N, K) float32 and targets (N,) of ``loader`` (no augmentation unless the loader adds it),
+    with bf16 autocast when ``precision`` is a bf16 one; ``flip_tta`` averages each image's logits with
+    its mirror image's."""
+    targets: list[torch.Tensor] = []
+
+    def inputs():
+        for x, y in loader:
+            targets.append(y)
+            yield x
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return (model(x) + model(x.flip(3))) / 2 if flip_tta else model(x)
+
+    logits = run_batches(model, forward, inputs(), bf16=precision.startswith("bf16"))
+    return logits, torch.cat(targets)
 
 
-def accuracy(logits: torch.Tensor, targets: torch.Tensor, k: int = 1) -> float:
-    topk = logits.topk(min(k, logits.shape[1]), dim=1).indices
-    return (topk == targets[:, None]).any(1).float().mean().item()
+accuracy = topk_accuracy  # top-k accuracy, written once (cnnlab.viz.classification)

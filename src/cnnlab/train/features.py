@@ -20,27 +20,19 @@ from cnnlab.data.cache import cached_tensors
 from cnnlab.data.preprocess import Preprocess
 from cnnlab.models.backbones import weights_digest
 from cnnlab.models.transfer import TransferNet
+from cnnlab.train.inference import in_batches, run_batches
 
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-@torch.inference_mode()
 def extract_features(net: TransferNet, images: torch.Tensor, pre: Preprocess, *, batch_size: int = 64,
                      bf16: bool = False, device: torch.device | None = None) -> torch.Tensor:
-    """uint8 images (N, 3, S, S) -> pooled features (N, F) float32, eval preprocessing, eval mode."""
-    device = device or default_device()
-    was_training = net.training
-    net.eval().to(device)
-    transform = pre.eval_transform()
-    out = []
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-        for start in range(0, len(images), batch_size):
-            batch = transform(images[start:start + batch_size]).to(device, non_blocking=True)  # (B, 3, I, I)
-            out.append(net.forward_features(batch).float().cpu())  # (B, F)
-    net.train(was_training)
-    return torch.cat(out) if out else torch.empty(0, net.num_features)
+    """uint8 images (N, 3, S, S) -> pooled features (N, F) float32: eval preprocessing, eval mode."""
+    net.to(device or default_device())
+    return run_batches(net, net.forward_features, in_batches(images, batch_size, pre.eval_transform()), bf16=bf16,
+                       empty=(0, net.num_features))
 
 
 def cached_features(net: TransferNet, images: torch.Tensor, pre: Preprocess, *, source: Path, split: str,

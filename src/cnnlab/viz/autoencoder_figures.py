@@ -28,16 +28,18 @@ def _save(fig, path: Path) -> Path:
 
 
 def image_rows(rows: list[tuple[str, torch.Tensor]], path: str | Path, title: str = "") -> Path:
-    """One row per (label, images (N, 1, H, W) in [0, 1]); the rows line up column by column."""
+    """One row per (label, images (N, 1, H, W) in [0, 1]), each row one ``torchvision.utils.make_grid``
+    strip; the rows line up column by column."""
+    from torchvision.utils import make_grid
+
     n = min(len(images) for _, images in rows)
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.1 * n, 1.2 * len(rows)), squeeze=False)
-    for r, (label, images) in enumerate(rows):
-        for c in range(n):
-            ax = axes[r][c]
-            ax.imshow(images[c, 0].detach().float().cpu().numpy(), cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        axes[r][0].set_ylabel(label, rotation=0, ha="right", va="center")
+    fig, axes = plt.subplots(len(rows), 1, figsize=(1.1 * n, 1.2 * len(rows)), squeeze=False)
+    for (label, images), ax in zip(rows, axes[:, 0]):
+        strip = make_grid(images[:n].detach().float().cpu().clamp(0, 1), nrow=n, padding=2, pad_value=1.0)
+        ax.imshow(strip[0].numpy(), cmap="gray", vmin=0, vmax=1)  # (3, H', W') grey strip: one channel
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center")
     if title:
         fig.suptitle(title)
     return _save(fig, path)

@@ -19,7 +19,8 @@ def confusion_matrix(predictions: torch.Tensor, targets: torch.Tensor, num_class
     return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
 
 
-def topk_accuracy(logits: torch.Tensor, targets: torch.Tensor, k: int) -> float:
+def topk_accuracy(logits: torch.Tensor, targets: torch.Tensor, k: int = 1) -> float:
+    """Top-``k`` accuracy (a fraction) of logits (N, K) against targets (N,): the one used everywhere."""
     top = logits.topk(min(k, logits.shape[1]), dim=1).indices  # (N, k)
     return (top == targets[:, None]).any(1).float().mean().item()
 
