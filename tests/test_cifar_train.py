@@ -49,7 +49,7 @@ def test_run_folder_contract_and_best_checkpoint(cifar_tree):
     # best.ckpt holds the best monitored accuracy, and reloading it reproduces that accuracy
     cfg = tiny_config(cifar_tree)
     model = load_model_weights(cifar.build_model(cfg.arch, cfg.model), run_dir / "checkpoints" / "best.ckpt")
-    splits = cifar.make_splits(cfg.data, cfg.run.seed)
+    splits, _ = cifar.make_splits(cfg.data, cfg.run.seed)
     loader = cifar.TensorLoader(splits.test.x, splits.test.y, 100, transform=cifar.eval_transform(cfg))
     logits, targets = predict_logits(model.to(memory_format=torch.channels_last), loader, precision=summary["hyperparameters"]["precision"])
     assert accuracy(logits, targets) == pytest.approx(best_acc, abs=1.01 / len(targets))

@@ -95,5 +95,5 @@ def test_fast_recipe_trains_end_to_end_and_its_checkpoint_keeps_the_fitted_stem(
     assert 0 <= summary["test_acc"] <= 1 and summary["epochs"] == 2
     model = load_model_weights(cifar.build_model(cfg.arch, cfg.model), run_dir / "checkpoints" / "last.ckpt")
     fitted = cifar.build_model(cfg.arch, cfg.model)
-    cifar.fit_to_data(fitted, cfg, cifar.make_splits(cfg.data, cfg.run.seed))
+    cifar.fit_to_data(fitted, cfg, cifar.make_splits(cfg.data, cfg.run.seed)[0].train)
     assert torch.allclose(model.features[0].weight, fitted.features[0].weight)  # frozen through training
