@@ -54,7 +54,7 @@ def test_cache_reused_when_nothing_changed(tmp_path, extractions):
     assert first.tensors["train"][0].shape == (8, 1280)
 
 
-@pytest.mark.parametrize("change", [{"backbone": "test-resnet10t"}, {"input_size": 48}, "weights"])
+@pytest.mark.parametrize("change", [{"backbone": "test-resnet10t"}, {"input_size": 48}, "weights", "timm"])
 def test_cache_rebuilt_when_backbone_weights_or_transform_change(tmp_path, extractions, change, monkeypatch):
     food = make_food_tree(tmp_path / "src")
     _features(food)
@@ -71,6 +71,11 @@ def test_cache_rebuilt_when_backbone_weights_or_transform_change(tmp_path, extra
 
         monkeypatch.setitem(BACKBONES._entries, "efficientnet_lite0",
                             BackboneEntry("efficientnet_lite0", "tf_efficientnet_lite0", "nudged", nudged))
+        _features(food)
+    elif change == "timm":  # another timm release may compute other features from the same weights
+        import timm
+
+        monkeypatch.setattr(timm, "__version__", timm.__version__ + ".post1")
         _features(food)
     else:
         _features(food, **change)

@@ -1,7 +1,7 @@
 """Image-quality and compression metrics for images in [0, 1]: MSE, PSNR, SSIM, bytes per image.
 
-PSNR is taken from the MSE over the whole set (10 log10(1 / MSE), in dB), the convention under which
-predicting notMNIST's mean image scores 7.1 dB. SSIM is the usual Gaussian-window SSIM (11x11,
+PSNR is taken from the MSE over the whole set (10 log10(1 / MSE), in dB): a set-level figure, the
+convention under which the baseline of predicting the mean image is comparable across runs. SSIM is the usual Gaussian-window SSIM (11x11,
 sigma 1.5, K1 = 0.01, K2 = 0.03) over the 'valid' windows (Wang et al. 2004), averaged over images.
 Not torchmetrics' SSIM: it also scores windows reaching into reflect-padded borders and, on a single
 11x11 window, disagrees with the definition computed by hand (``tests/test_notmnist_models.py`` pins

@@ -202,7 +202,7 @@ class AEConfig:
     run: RunOptions = field(RunOptions(), "the run")
     # 32-true: the dense AE's matrices are too small for bf16 to pay.
     hardware: Hardware = field(Hardware(precision="32-true"), "the hardware")
-    # 1.3e-3 measured best for 50 epochs; higher kills ReLU code units.
+    # 1.3e-3: higher kills ReLU code units over 50 epochs (bench/notmnist.py).
     optim: AutoencoderOptim = field(AutoencoderOptim(lr=1.3e-3), "the optimisation")
     data: NotMnistData = field(NotMnistData(), "the data")
 

@@ -9,10 +9,9 @@ Every autoencoder maps (B, 1, 28, 28) in [0, 1] to the same shape and exposes ``
   back to 1x28x28).
 
 Layers start from Xavier (Glorot) uniform weights and zero biases, as in Keras: on notMNIST the dense
-autoencoder reaches about 15.9 dB after 50 epochs that way and only 15.0 dB from PyTorch's default
-init. The dense code layer's biases start at 0.1 instead: a ReLU unit that starts (or is pushed)
-negative on every image never recovers, and each dead unit is a lost code dimension. With that and
-Adam at 1.3e-3 the same 50 epochs reach 16.0-16.1 dB over seeds 0-2 (measured; see bench/notmnist.py).
+autoencoder ends higher in PSNR that way than from PyTorch's default init. The dense code layer's
+biases start at 0.1 instead: a ReLU unit that starts (or is pushed) negative on every image never
+recovers, and each dead unit is a lost code dimension. ``bench/notmnist.py`` measures the result.
 
     python -m cnnlab notmnist summary --model conv-dae    # layer table with output shapes
 """

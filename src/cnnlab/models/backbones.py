@@ -137,6 +137,15 @@ def create_backbone(name: str, pretrained: bool = True, keep_classifier: bool = 
     return model
 
 
+def backbone_identity(model: nn.Module) -> tuple[str, str]:
+    """(timm model name with its pretrained tag, timm version): what built ``model``, for cache keys."""
+    import timm
+
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    name = f"{cfg.get('architecture', type(model).__name__)}.{cfg.get('tag') or ''}"
+    return name, timm.__version__
+
+
 def weights_digest(model: nn.Module) -> str:
     """A hash of every tensor in the state dict: cached features are keyed on the weights themselves."""
     h = hashlib.sha256()

@@ -71,8 +71,8 @@ class AutoencoderModule(pl.LightningModule):
 
     # ---- Lightning hooks ----------------------------------------------------------------------------
     def on_fit_start(self):
-        # Adam's second moments of tiny gradients go subnormal, which costs ~5x on x86 CPUs for the
-        # dense AE (measured: 50 epochs 39 s -> 7 s); flushing them to zero changes no result we report.
+        # Adam's second moments of tiny gradients go subnormal, which is several times slower on x86 CPUs
+        # for the dense AE (bench/notmnist.py); flushing them to zero changes no result we report.
         torch.set_flush_denormal(True)
 
     def on_fit_end(self):

@@ -57,8 +57,8 @@ class FitResult:
 
 @functools.cache
 def cpu_has_native_bf16() -> bool:
-    """True on CPUs with bf16 dot-product instructions, where bf16 autocast is about 2x faster
-    (measured here on an AMD EPYC with avx512_bf16); elsewhere bf16 is emulated and slower."""
+    """True on CPUs with bf16 dot-product instructions, where bf16 autocast is faster than fp32
+    (bench/cifar_speed.py prints the precision it measures); elsewhere bf16 is emulated and slower."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -277,7 +277,8 @@ def cpu_threads(threads: int):
     """Run the block with ``threads`` torch CPU threads (0: leave the setting alone), then restore it.
 
     Why: OpenMP threads wait for each other at every operation; when another process holds one of the
-    cores, a two-thread step of the dense AE takes 5-25x longer than a one-thread step.
+    cores, a two-thread step of the small models here is many times slower than a one-thread step
+    (bench/notmnist.py runs both).
     """
     before = torch.get_num_threads()
     if threads > 0:

@@ -18,7 +18,7 @@ import torch
 
 from cnnlab.data.cache import cached_tensors
 from cnnlab.data.preprocess import Preprocess
-from cnnlab.models.backbones import weights_digest
+from cnnlab.models.backbones import backbone_identity, weights_digest
 from cnnlab.models.transfer import TransferNet
 from cnnlab.train.inference import in_batches, run_batches
 
@@ -50,6 +50,8 @@ def cached_features(net: TransferNet, images: torch.Tensor, pre: Preprocess, *, 
         info["images_per_s"] = len(images) / max(info["seconds"], 1e-9)
         return {"features": features}
 
+    # The weights themselves, and what built the backbone (timm model and version: the same weights in
+    # another architecture or timm release may compute other features).
     digest = weights_digest(net.backbone)
-    data = cached_tensors(kind, source, build, split, key, digest, pre.key(), bf16)
+    data = cached_tensors(kind, source, build, split, key, digest, backbone_identity(net.backbone), pre.key(), bf16)
     return data["features"], info
