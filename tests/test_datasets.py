@@ -51,6 +51,14 @@ def test_subset_is_class_balanced_reproducible_and_whole_when_asked_for_all(data
     assert len(kept) + len(held) == len(train) and torch.bincount(held.y).tolist() == [3] * 10
 
 
+def test_evaluation_subsets_do_not_follow_the_run_seed(datasets):
+    """Each seed of a comparison trains on its own subset but is scored on the same test images."""
+    from cnnlab.data.splits import subsets
+
+    a, b = (subsets(datasets["cifar10"], limit_train=20, limit_test=10, seed=s) for s in (0, 1))
+    assert torch.equal(a.test.x, b.test.x) and not torch.equal(a.train.y, b.train.y)
+
+
 def test_data_errors_name_parameters_not_flags():
     """The data layer names its parameters (`data_dir`); the command line turns them into flags."""
     root = Path(__file__).parents[1] / "src" / "cnnlab" / "data"

@@ -31,7 +31,7 @@ import torch
 from cnnlab.data.archive import is_archive, single_top_folder
 from cnnlab.data.cache import cached_tensors, fingerprint, materialise
 from cnnlab.data.images import note_junk, read_rgb
-from cnnlab.data.splits import Dataset, Split, hold_out
+from cnnlab.data.splits import EVAL_SEED, Dataset, Split, hold_out
 from cnnlab.errors import DataError
 from cnnlab.paths import data_root
 
@@ -192,7 +192,7 @@ def _decoded_split(root: Path, split: str, classes: list[str], per_class_limit: 
 
 def load(data_dir: str | Path | None = None, data_root: str | Path | None = None, *,
          num_classes: int = DEFAULT_NUM_CLASSES, per_class_limit: int = 0, val_fraction: float = 0.0,
-         image_size: int = 256, interpolation: str = "bicubic", seed: int = 0,
+         image_size: int = 256, interpolation: str = "bicubic",
          download: bool = True, fewer_ok: bool = False) -> Dataset:
     """The first ``num_classes`` classes (all there are when ``fewer_ok`` and there are fewer), official
     train/test split, optional class-balanced val split (``val_fraction`` of train, held out of train),
@@ -210,5 +210,5 @@ def load(data_dir: str | Path | None = None, data_root: str | Path | None = None
     test = _decoded_split(folder, "test", classes, per_class_limit, image_size, interpolation)
     val = None
     if val_fraction > 0:
-        train, val = hold_out(train, val_fraction, seed)
+        train, val = hold_out(train, val_fraction, EVAL_SEED)
     return Dataset(train, test, tuple(classes), folder, fingerprint(folder), val)

@@ -15,6 +15,10 @@ import torch
 
 from cnnlab.data.loader import class_balanced_indices, split_balanced
 
+# Evaluation (test and validation) subsets are drawn with this seed, never the run's: every seed of a
+# comparison is then scored on the same images, and only what it trains on follows its seed.
+EVAL_SEED = 0
+
 
 @dataclass(frozen=True)
 class Split:
@@ -70,5 +74,6 @@ def hold_out(split: Split, fraction: float, seed: int = 0) -> tuple[Split, Split
 
 
 def subsets(data: Dataset, *, limit_train: int = 0, limit_test: int = 0, seed: int = 0) -> Dataset:
-    """``data`` with class-balanced subsets of its train and test splits (0: the whole split)."""
-    return replace(data, train=subset(data.train, limit_train, seed), test=subset(data.test, limit_test, seed))
+    """``data`` with class-balanced subsets of its train split (drawn by ``seed``) and test split (drawn
+    by ``EVAL_SEED``, the same images whatever the run's seed); 0 keeps the whole split."""
+    return replace(data, train=subset(data.train, limit_train, seed), test=subset(data.test, limit_test, EVAL_SEED))

@@ -25,7 +25,7 @@ from cnnlab import files
 from cnnlab.data import cifar10
 from cnnlab.data.augment import Normalize
 from cnnlab.data.loader import TensorLoader
-from cnnlab.data.splits import Dataset, Split, hold_out, subsets
+from cnnlab.data.splits import EVAL_SEED, Dataset, Split, hold_out, subsets
 from cnnlab.errors import ConfigError, TrainingDiverged
 from cnnlab.experiments.common import diverged_runs_recorded, open_run, read_compare_config, run_or_reuse
 from cnnlab.experiments.configs import ArchOptions, CifarConfig, CifarData, CompareOptions, EvaluateOptions, GraphOptions
@@ -56,12 +56,12 @@ def check_arch(arch: str) -> None:
 
 
 def make_splits(cfg: CifarData, seed: int) -> tuple[Dataset, str]:
-    """The config's CIFAR-10 (class-balanced subsets drawn by ``seed``; with ``monitor`` val, a held-out
-    part of train as val) and the split that picks best.ckpt."""
+    """The config's CIFAR-10 (the training subset drawn by ``seed``, the test subset and, with ``monitor``
+    val, a held-out part of train as val by ``EVAL_SEED``) and the split that picks best.ckpt."""
     data = subsets(cifar10.load(cfg.data_dir or None, cfg.data_root or None),
                    limit_train=cfg.limit_train, limit_test=cfg.limit_test, seed=seed)
     if cfg.monitor == "val":
-        train, val = hold_out(data.train, cfg.val_fraction, seed=seed)
+        train, val = hold_out(data.train, cfg.val_fraction, seed=EVAL_SEED)
         return dataclasses.replace(data, train=train, val=val), "val"
     return data, "test"
 

@@ -42,7 +42,7 @@ import torch
 from cnnlab import config as cfgmod
 from cnnlab import files
 from cnnlab.data import food101
-from cnnlab.data.splits import Dataset
+from cnnlab.data.splits import EVAL_SEED, Dataset
 from cnnlab.data.preprocess import Preprocess, preprocess_for
 from cnnlab.errors import ConfigError, TrainingDiverged
 from cnnlab.experiments.common import diverged_runs_recorded, open_run, read_compare_config, run_or_reuse
@@ -102,7 +102,7 @@ def load_data(cfg: FoodConfig, pre: Preprocess) -> Dataset:
                         num_classes=cfg.data.num_classes or DEFAULT_FOOD_CLASSES,
                         fewer_ok=cfg.data.num_classes == 0, per_class_limit=cfg.data.per_class_limit,
                         val_fraction=cfg.data.val_fraction, image_size=pre.stored_size,
-                        interpolation=pre.interpolation, seed=cfg.run.seed)
+                        interpolation=pre.interpolation)
     if not cfg.data.num_classes and len(data.classes) < DEFAULT_FOOD_CLASSES:
         print(f"cnnlab: food: the data has {len(data.classes)} classes, fewer than the lab's {DEFAULT_FOOD_CLASSES}: "
               f"using those {len(data.classes)} (set --num-classes to insist)", file=sys.stderr)
@@ -120,8 +120,8 @@ def phase(cfg: FoodConfig, **changes: Any) -> Phase:
 
 
 def features_of(net: TransferNet, data: Dataset, pre: Preprocess, cfg: FoodConfig) -> Inputs:
-    # With a val split, train and val are parts of the official train split drawn by the seed.
-    drawn_by = (cfg.data.val_fraction, cfg.run.seed) if data.val is not None else None
+    # With a val split, train and val are parts of the official train split (drawn by EVAL_SEED).
+    drawn_by = (cfg.data.val_fraction, EVAL_SEED) if data.val is not None else None
     return feature_inputs(net, data, pre, cfg.hardware, batch_size=cfg.data.eval_batch_size,
                           selection=(cfg.data.per_class_limit, drawn_by))
 
