@@ -1,13 +1,14 @@
 """The rows of the comparison tables, written once for the commands that train (``cifar compare``,
 ``food compare``) and for the report that reads their runs. Each takes run summaries (``summary.json``)
-and returns one row of display strings; a diverged run shows "diverged", never a number."""
+and returns one row of display strings; a diverged run shows "diverged", never a number. A test accuracy
+of one run carries its 95% Wilson interval on the test images; over seeds, mean ± sample std."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from cnnlab.runs import is_diverged
-from cnnlab.viz.tables import fmt_pct
+from cnnlab.viz.tables import fmt_acc, fmt_pct
 
 
 def duration(seconds: float) -> str:
@@ -31,7 +32,7 @@ def table1_row(name: str, summaries: list[dict[str, Any]]) -> dict[str, Any]:
         "Architecture": first["architecture"],
         "Callback": first["callback"],
         "Acc. train %": fmt_pct([s["train_acc"] for s in summaries]),
-        "Acc. test %": fmt_pct([s["test_acc"] for s in summaries]),
+        "Acc. test %": fmt_acc([s["test_acc"] for s in summaries], first.get("test_images")),
         "Params": f"{first['params']:,}",
         "Epochs": f"{first['epochs']} (best {first['best_epoch']})" if len(summaries) == 1 else str(first["epochs"]),
         "Optimizer, LR, batch": f"{hp['optimizer']}, {hp['lr']:g}, {hp['batch_size']}",
@@ -60,6 +61,6 @@ def food_row(s: dict[str, Any]) -> dict[str, Any]:
         "Trainable params": f"{s['trainable_params']:,}",
         "Epochs": f"{s['epochs']} (best {s['best_epoch']})",
         "Time": duration(s["wall_time_s"]),
-        "Acc. train %": f"{100 * s['train_acc']:.1f}", "Acc. test %": f"{100 * s['test_acc']:.1f}",
+        "Acc. train %": f"{100 * s['train_acc']:.1f}", "Acc. test %": fmt_acc([s["test_acc"]], s.get("test_images")),
         "Top-5 %": f"{100 * s['top5']:.1f}",
     }

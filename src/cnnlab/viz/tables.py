@@ -81,3 +81,21 @@ def fmt_pct(values: list[float]) -> str:
     """Accuracies (fractions) as '91.2' or, over several seeds, '91.2 ± 0.3'."""
     mean, std = mean_std([100 * v for v in values])
     return f"{mean:.1f} ± {std:.1f}" if len(values) > 1 else f"{mean:.1f}"
+
+
+def wilson_interval(accuracy: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of an accuracy (a fraction) measured on ``n`` examples (scipy's)."""
+    from scipy.stats import binomtest
+
+    k = round(accuracy * n)
+    ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def fmt_acc(values: list[float], n: int | None) -> str:
+    """Test accuracies (fractions) with their uncertainty: one run on ``n`` images as '77.0 [74.5, 79.2]'
+    (95% Wilson interval); several seeds as mean ± sample std ('91.2 ± 0.3'); no ``n``: the value alone."""
+    if len(values) != 1 or not n:
+        return fmt_pct(values)
+    low, high = wilson_interval(values[0], n)
+    return f"{100 * values[0]:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
