@@ -142,3 +142,16 @@ def test_real_notmnist_ae_and_svm(tmp_path, precision):
     assert json.loads((svm_run / "summary.json").read_text())["ae_run"] == str(run)  # the finished ae run, reused
     rows = {r["features"]: r for r in json.loads((svm_run / "summary.json").read_text())["rows"]}
     assert rows["raw"]["test_acc"] > 0.80 and rows["ae"]["test_acc"] > 0.70
+
+
+def test_svm_grid_is_log_spaced_and_an_edge_choice_is_announced(capsys):
+    from cnnlab.experiments.configs import SvmOptions
+    from cnnlab.experiments.notmnist_svm import SvmGrid, grid_edges
+
+    c_values = SvmOptions().c_values
+    ratios = {round(b / a, 6) for a, b in zip(c_values, c_values[1:])}
+    assert len(ratios) == 1 and min(c_values) <= 0.1 and max(c_values) >= 1000  # log-spaced, wide
+    grid = SvmGrid([1.0, 10.0, 100.0], [0.5, 1.0, 2.0], 100, 2)
+    assert grid_edges(10.0, 1.0, grid) == []
+    assert grid_edges(100.0, 0.5, grid) == ["C 100 is the highest tried", "gamma 0.5 is the lowest tried"]
+    assert grid_edges(1.0, 1.0, SvmGrid([1.0], [1.0], 100, 2)) == []  # a single value is no edge

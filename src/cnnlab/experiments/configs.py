@@ -233,8 +233,9 @@ class SweepConfig:
 class SvmOptions:
     """The SVM's grid search: C and gamma values, cross-validated on a class-balanced subsample."""
 
-    c_values: list[float] = field([1.0, 10.0], "SVM C values tried by the grid search")
-    gamma_scales: list[float] = field([0.5, 1.0, 2.0], "gamma values tried, as multiples of 1 / (dims * variance)")
+    c_values: list[float] = field([0.1, 1.0, 10.0, 100.0, 1000.0], "SVM C values tried by the grid search (log-spaced)")
+    gamma_scales: list[float] = field([0.1, 0.3, 1.0, 3.0], "gamma values tried, as multiples of 1 / (dims * variance) "
+                                                        "of the standardised features")
     cv_samples: int = field(2000, "class-balanced training subsample used by the grid search")
     cv_folds: int = field(3, "cross-validation folds of the grid search")
 

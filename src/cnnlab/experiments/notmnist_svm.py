@@ -9,6 +9,7 @@ Used by ``cnnlab notmnist svm`` (see ``cnnlab.experiments.notmnist``).
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 
@@ -70,8 +71,18 @@ def _pipeline(c: float, gamma: float):
     return make_pipeline(StandardScaler(), SVC(kernel="rbf", C=c, gamma=gamma))
 
 
-def pick_hyperparameters(train: np.ndarray, y: np.ndarray, grid: SvmGrid) -> tuple[float, float, float]:
-    """(C, gamma, mean CV accuracy) of the best grid point, cross-validated on a balanced subsample."""
+def grid_edges(c: float, gamma_scale: float, grid: SvmGrid) -> list[str]:
+    """Which of the chosen values sit on an edge of a grid of several values: the best may lie beyond it."""
+    edges = []
+    for name, value, values in (("C", c, grid.c_values), ("gamma", gamma_scale, grid.gamma_scales)):
+        if len(values) > 1 and value in (min(values), max(values)):
+            edges.append(f"{name} {value:g} is the {'lowest' if value == min(values) else 'highest'} tried")
+    return edges
+
+
+def pick_hyperparameters(train: np.ndarray, y: np.ndarray, grid: SvmGrid) -> tuple[float, float, float, float]:
+    """(C, gamma, gamma as a multiple of the scale, mean CV accuracy) of the best grid point,
+    cross-validated on a balanced subsample."""
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
     from sklearn.preprocessing import StandardScaler
 
@@ -80,11 +91,13 @@ def pick_hyperparameters(train: np.ndarray, y: np.ndarray, grid: SvmGrid) -> tup
     scaled = StandardScaler().fit_transform(x_cv)
     scale_gamma = 1.0 / (scaled.shape[1] * max(float(scaled.var()), 1e-12))
     folds = min(grid.cv_folds, int(np.bincount(y_cv).min()))
-    search = GridSearchCV(_pipeline(1.0, scale_gamma),
-                          {"svc__C": grid.c_values, "svc__gamma": [m * scale_gamma for m in grid.gamma_scales]},
+    gammas = [m * scale_gamma for m in grid.gamma_scales]
+    search = GridSearchCV(_pipeline(1.0, scale_gamma), {"svc__C": grid.c_values, "svc__gamma": gammas},
                           cv=StratifiedKFold(max(folds, 2), shuffle=True, random_state=grid.seed), n_jobs=1)
     search.fit(x_cv, y_cv)
-    return search.best_params_["svc__C"], search.best_params_["svc__gamma"], float(search.best_score_)
+    best_gamma = search.best_params_["svc__gamma"]
+    return (search.best_params_["svc__C"], best_gamma, grid.gamma_scales[gammas.index(best_gamma)],
+            float(search.best_score_))
 
 
 def svm_row(kind: str, inputs: FeatureInputs, y_train: np.ndarray, y_test: np.ndarray, grid: SvmGrid) -> dict:
@@ -92,7 +105,11 @@ def svm_row(kind: str, inputs: FeatureInputs, y_train: np.ndarray, y_test: np.nd
     started = time.perf_counter()
     train, test = FEATURES.get(kind)(inputs)
     features_s = time.perf_counter() - started
-    c, gamma, cv_acc = pick_hyperparameters(train, y_train, grid)
+    c, gamma, gamma_scale, cv_acc = pick_hyperparameters(train, y_train, grid)
+    edges = grid_edges(c, gamma_scale, grid)
+    if edges:
+        print(f"cnnlab: svm on {kind}: {'; '.join(edges)}: widen the grid (--svm.c_values, "
+              f"--svm.gamma_scales)", file=sys.stderr)
     started = time.perf_counter()
     clf = _pipeline(c, gamma).fit(train, y_train)
     fit_s = time.perf_counter() - started
@@ -101,7 +118,7 @@ def svm_row(kind: str, inputs: FeatureInputs, y_train: np.ndarray, y_test: np.nd
     predict_s = time.perf_counter() - started
     return {"features": kind, "dims": int(train.shape[1]), "C": c, "gamma": float(gamma), "cv_acc": cv_acc,
             "test_acc": float((predicted == y_test).mean()), "fit_s": fit_s, "predict_s": predict_s,
-            "features_s": features_s}
+            "features_s": features_s, "grid_edge": "; ".join(edges)}
 
 
 def svm_table(kinds: list[str], inputs: FeatureInputs, y_train: torch.Tensor, y_test: torch.Tensor,
