@@ -59,12 +59,66 @@ def test_one_grammar_flags_yaml_and_print_config(tmp_path, capsys):
     assert shown["optim"]["lr"] == 0.5 and shown["optim"]["epochs"] == 2  # the flag beats the file
     assert shown["data"]["limit_train"] == 300 and shown["data"]["flip"] is False
     assert shown["model"] == {"widths": [8, 16]} and shown["hardware"]["strategy"] == "ddp"
-    assert shown["run"]["name"] == "residual-n300-s0"
+    assert shown["run"]["name"] == ""  # derived when the run folder is opened: residual-n300-s0
+
+
+def test_help_shows_each_commands_own_defaults(capsys):
+    assert main(["notmnist", "denoise", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "training epochs (default: 10)" in out and "(default: mse)" in out and "(default: 128)" in out
+    assert main(["food", "train", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "training epochs (default: 20)" in out and "(default: cosine)" in out
+
+
+def test_mapping_entries_are_typed_and_merge_with_the_file(tmp_path, capsys):
+    path = tmp_path / "run.yaml"
+    path.write_text("model: {stem: 16}\nhardware: {devices: 2}\n")  # a number for a text key, as YAML reads it
+    assert main(["cifar", "train", "--config", str(path), "--model.widths", "32", "--model.bn", "true",
+                 "--print-config"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["model"] == {"stem": 16, "widths": 32, "bn": True} and shown["hardware"]["devices"] == "2"
+    from cnnlab import config as cfgmod
+    from cnnlab.models.cifar import SequentialConfig
+
+    assert cfgmod.build(SequentialConfig, {"widths": 32}).widths == [32]  # one value: a list of one
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["cifar", "train", "--flip", "maybe"], "--flip: expected true or false, got 'maybe'"),
+    (["cifar", "train", "--run", "3"], "run is a part of the config, not a value"),
+    (["cifar", "compare", "--seeds", "0"], "seeds: must be at least 1, got 0"),
+    (["cifar", "train", "--batch-size", "0"], "optim.batch_size: must be at least 1, got 0"),
+    (["food", "train", "--val-fraction", "1.5"], "data.val_fraction: must be in [0, 1), got 1.5"),
+    (["food", "compare", "--seeds", "2"], "unknown option --seeds"),
+    (["notmnist", "svm", "--resume"], "unknown option --resume"),
+])
+def test_more_bad_values_are_one_clear_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+
+
+def test_strategy_is_lightnings_only_where_there_is_no_transfer_strategy(capsys):
+    assert main(["cifar", "train", "--strategy", "ddp", "--print-config"]) == 0  # as earlier versions took it
+    assert yaml.safe_load(capsys.readouterr().out)["hardware"]["strategy"] == "ddp"
+    assert main(["food", "train", "--strategy", "finetune", "--hardware.strategy", "ddp", "--print-config"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["strategy"] == "finetune" and shown["hardware"]["strategy"] == "ddp"
+
+
+def test_a_derived_name_follows_the_config():
+    from cnnlab import config as cfgmod
+    from cnnlab.experiments.configs import CifarConfig, name_of
+
+    cfg = cfgmod.build(CifarConfig, limit_train=300)
+    assert name_of(cfg) == "residual-n300-s0" and name_of(cfgmod.replace(cfg, seed=1)) == "residual-n300-s1"
+    assert name_of(cfgmod.replace(cfg, name="mine")) == "mine"
 
 
 @pytest.mark.parametrize("argv,message", [
     (["cifar", "train", "--epoch", "2"], "unknown option --epoch (did you mean --epochs?)"),
-    (["cifar", "train", "--strategy", "ddp"], "did you mean --hardware.strategy?"),
+    (["cifar", "train", "--hardware.strateg", "ddp"], "did you mean --hardware.strategy?"),
     (["cifar", "train", "--lr", "fast"], "optim.lr: expected a number, got 'fast'"),
     (["cifar", "train", "--optimizer", "adam"], "optim.optimizer: 'adam' is not one of 'sgd', 'adamw'"),
     (["food", "train", "--strategy", "frozn"], "strategy: 'frozn' is not one of"),

@@ -6,6 +6,8 @@ import pytest
 from cnnlab import config as cfgmod
 from cnnlab.config import field
 from cnnlab.errors import ConfigError
+import yaml
+
 from cnnlab.experiments.cifar import CifarConfig
 
 
@@ -67,6 +69,26 @@ def test_flat_keys_of_earlier_versions_still_read(tmp_path):
     path.write_text("arch: multipath\nepochs: 2\nlimit_train: 100\nlr: 0.05\nname: old\nmodel: {stem: 16}\n")
     cfg = cfgmod.load(CifarConfig, path)
     assert (cfg.arch, cfg.optim.epochs, cfg.data.limit_train, cfg.optim.lr, cfg.run.name) == ("multipath", 2, 100, 0.05, "old")
+
+
+def test_run_folders_of_earlier_versions_are_read(tmp_path):
+    """Flat keys, Lightning's strategy under its old name, and keys that mean nothing now (retired)."""
+    from cnnlab.experiments.configs import FoodConfig, SvmConfig
+
+    old_cifar = {"arch": "residual", "epochs": 2, "strategy": "auto", "precision": "auto", "devices": "auto",
+                 "flip_tta": False, "limit_test": 100, "name": "residual-s0", "model": {}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(old_cifar))
+    assert cfgmod.load(CifarConfig, tmp_path / "c.yaml").hardware.strategy == "auto"
+    (tmp_path / "f.yaml").write_text(yaml.safe_dump({"strategy": "finetune", "lightning_strategy": "ddp",
+                                                     "flip_tta": False, "finetune_lr": 1e-4}))
+    food = cfgmod.load(FoodConfig, tmp_path / "f.yaml")
+    assert (food.strategy, food.hardware.strategy, food.finetune.lr) == ("finetune", "ddp", 1e-4)
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"features": ["raw"], "epochs": 50, "lr": 1e-3, "name": "svm"}))
+    assert cfgmod.load(SvmConfig, tmp_path / "s.yaml").features == ["raw"]
+    with pytest.raises(ConfigError, match="unknown option --epochs"):
+        from cnnlab.cli import COMMANDS, parse
+
+        parse(next(c for c in COMMANDS if c.words == ("notmnist", "svm")), ["--epochs", "5"])  # retired: not a flag
 
 
 def test_a_shorthand_shared_by_two_parts_must_be_spelled_out():

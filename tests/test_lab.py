@@ -74,7 +74,7 @@ def test_lab_runs_everything_and_a_killed_lab_resumes_without_losing_runs(tiny_p
     assert after["cifar/sequential-s0/summary.json"] == before["cifar/sequential-s0/summary.json"]  # reused
     assert "cifar/residual-s0/summary.json" in after and not (runs / "cifar" / "residual-s0-2").exists()  # resumed
     assert "reusing finished run" in out and "report:" in out
-    for expected in ("food/frozen/summary.json", "food/scratch/summary.json", "notmnist/svm/summary.json"):
+    for expected in ("food/frozen-c4-s0/summary.json", "food/scratch-c4-s0/summary.json", "notmnist/svm/summary.json"):
         assert expected in after
     assert any(k.startswith("notmnist/conv-dae") for k in after)
     report = (tmp_path / "report" / "report.md").read_text()

@@ -60,7 +60,7 @@ COMMANDS = [
     Command(("cifar", "train"), "train one architecture into runs/cifar/<name>/", f"{EXP}.cifar:cmd_train",
             c.CifarConfig),
     Command(("cifar", "compare"), "train or reuse every run of a preset and write Table 1",
-            f"{EXP}.cifar:cmd_compare", c.CompareOptions, every_run=c.CifarConfig),
+            f"{EXP}.cifar:cmd_compare", c.SeededCompareOptions, every_run=c.CifarConfig),
     Command(("cifar", "evaluate"), "re-score a run's best checkpoint on a chosen split",
             f"{EXP}.cifar:cmd_evaluate", c.EvaluateOptions, positional="run_dir"),
     Command(("food", "backbones"), "list the registered backbones: params, input size, weights source",
@@ -128,7 +128,8 @@ def command_help(cmd: Command) -> str:
     if cmd.every_run is not None:
         text += f"\n\nKeys of `{prog.replace('compare', 'train')}`, applied to every run of the preset:\n"
         text += _options_help(cmd.every_run, prog)
-    return f"{usage}\n\n{cmd.help}.\n\n{text}\n\n{GRAMMAR}"
+    composed = any(cfgmod.parts(cls) for cls in (cmd.config, cmd.every_run) if cls)
+    return f"{usage}\n\n{cmd.help}.\n\n{text}" + (f"\n\n{GRAMMAR}" if composed else "")
 
 
 def _options_help(cls: type, prog: str) -> str:
@@ -164,9 +165,8 @@ def _owner(cmd: Command, raw: str) -> type:
                 return cls
             except ConfigError:
                 pass
-    names = [k.replace("_", "-") for cls in (cmd.config, cmd.every_run) if cls
-             for k in [*cfgmod.leaves(cls), *cfgmod.shorthands(cls)]]
-    hint = did_you_mean(raw.replace("_", "-"), names)
+    names = [n for cls in (cmd.config, cmd.every_run) if cls for n in cfgmod.flag_names(cls)]
+    hint = did_you_mean(raw if "." in raw else raw.replace("_", "-"), names)
     raise ConfigError(f"unknown option --{raw}{hint.replace(chr(39), '--', 1).replace(chr(39), '', 1)}"
                       f" (`cnnlab {' '.join(cmd.words)} --help` lists them)")
 
@@ -184,7 +184,7 @@ def parse(cmd: Command, args: list[str]) -> tuple[Any, dict[str, Any], bool]:
             print_only = True
             if value is not None and value.startswith("\0"):
                 positionals.append(value[1:])
-        elif key == "config" and cmd.config is not c.CompareOptions:
+        elif key == "config" and not (cmd.config and issubclass(cmd.config, c.CompareOptions)):
             if value is None:
                 raise ConfigError("--config: expected a YAML file")
             yaml_file = value.lstrip("\0")
@@ -207,12 +207,7 @@ def parse(cmd: Command, args: list[str]) -> tuple[Any, dict[str, Any], bool]:
         raise ConfigError(f"unexpected argument {positionals[0]!r}")
     if cmd.positional and not given.get(cmd.positional):
         raise ConfigError(f"`cnnlab {' '.join(cmd.words)}` needs a {cmd.positional.upper()}")
-    file_keys = cfgmod.flatten(cmd.config, cfgmod.read_yaml(yaml_file)) if yaml_file else {}
-    try:
-        config = cfgmod.build(cmd.config, {**file_keys, **given})
-    except ConfigError as e:
-        raise ConfigError(f"{yaml_file}: {e}" if yaml_file and not given else str(e)) from None
-    return config, every_run, print_only
+    return cfgmod.load(cmd.config, yaml_file, given), every_run, print_only
 
 
 def as_flags(message: str) -> str:

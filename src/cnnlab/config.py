@@ -84,15 +84,25 @@ def _default(f: dataclasses.Field) -> Any:
     return dataclasses.MISSING
 
 
+def _attribute(obj: Any, dotted: str) -> Any:
+    for name in dotted.split("."):
+        obj = getattr(obj, name)
+    return obj
+
+
 @functools.cache
 def leaves(cls: type) -> dict[str, Leaf]:
-    """Every value of ``cls`` by dotted key, parts walked in field order."""
+    """Every value of ``cls`` by dotted key, parts walked in field order. A part's defaults are the ones
+    ``cls`` gives it (``optim: ClassifierOptim = field(ClassifierOptim(epochs=20), ...)`` defaults to 20)."""
     out: dict[str, Leaf] = {}
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         kind = hints[f.name]
         if dataclasses.is_dataclass(kind):
-            out.update({f"{f.name}.{k}": dataclasses.replace(v, key=f"{f.name}.{k}") for k, v in leaves(kind).items()})
+            part = _default(f)
+            for k, v in leaves(kind).items():
+                default = _attribute(part, k) if part is not dataclasses.MISSING else v.default
+                out[f"{f.name}.{k}"] = dataclasses.replace(v, key=f"{f.name}.{k}", default=default)
         else:
             out[f.name] = Leaf(f.name, kind, _default(f), f.metadata.get("help", ""))
     return out
@@ -143,7 +153,8 @@ def canonical(cls: type, key: str) -> str:
 
 
 def flatten(cls: type, data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``data`` (nested mappings, dotted keys or shorthands) as {dotted key: value} for ``cls``.
+    """``data`` (nested mappings, dotted keys or shorthands) as {dotted key: value} for ``cls``; an entry
+    of a mapping value (``model.widths``) becomes a one-entry mapping (``model: {widths: ...}``).
 
     Raises:
         ConfigError: an unknown key, or a part given something other than a mapping.
@@ -157,17 +168,41 @@ def flatten(cls: type, data: dict[str, Any], prefix: str = "") -> dict[str, Any]
         if key in parts(cls):
             if dataclasses.is_dataclass(value):
                 value = dataclasses.asdict(value)
-            out.update(flatten(cls, value, prefix=key + "."))
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key}: a part of the config takes a mapping of its keys, got {value!r} "
+                                  f"(e.g. --{key}.<key> VALUE)")
+            out = merge(cls, out, flatten(cls, value, prefix=key + "."))
         elif key in known:
-            out[key] = value
+            out = merge(cls, out, {key: value})
         else:  # "model.widths": one entry of the mapping ``model``
             head, _, entry = key.partition(".")
             while head not in known:
                 more, _, entry = entry.partition(".")
                 head = f"{head}.{more}"
-            out.setdefault(head, dict(known[head].default or {}))
-            out[head] = {**out[head], entry: value}
+            out = merge(cls, out, {head: {entry: value}})
     return out
+
+
+def merge(cls: type, *layers: dict[str, Any]) -> dict[str, Any]:
+    """Flat layers of keys (from ``flatten``), later ones winning; mapping values merge entry by entry,
+    so ``--model.widths`` on top of a preset's ``model: {stem: 16}`` keeps the stem."""
+    known = leaves(cls)
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            leaf = known.get(key)
+            if leaf is not None and leaf.is_mapping and isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = {**out[key], **value}
+            else:
+                out[key] = value
+    return out
+
+
+def retired(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without the top-level keys ``cls.RETIRED`` lists: keys that run folders written by
+    earlier versions hold but that no longer mean anything (read recorded configs through this)."""
+    gone = set(getattr(cls, "RETIRED", ()))
+    return {k: v for k, v in data.items() if k not in gone}
 
 
 def nest(flat: dict[str, Any]) -> dict[str, Any]:
@@ -264,16 +299,30 @@ def build(cls: type[T], values: dict[str, Any] | None = None, **more: Any) -> T:
     Raises:
         ConfigError: an unknown key, a value of the wrong type, or a check of the config class failing.
     """
-    flat = flatten(cls, {**(values or {}), **more})
+    flat = merge(cls, flatten(cls, values or {}), flatten(cls, more))
     try:
-        namespace = parser(cls).parse_object(nest(_plain(flat)))
+        namespace = parser(cls).parse_object(nest(_plain(cls, flat)))
     except (argparse.ArgumentError, ValueError, TypeError) as e:
         raise _jsonargparse_error(e) from None
     return _construct(cls, namespace.as_dict())
 
 
-def _plain(flat: dict[str, Any]) -> dict[str, Any]:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in flat.items()}
+def _plain(cls: type, flat: dict[str, Any]) -> dict[str, Any]:
+    """Values as jsonargparse takes them: tuples as lists, one value for a list key as a list of one, and
+    numbers given to text keys as text (YAML reads ``devices: 2`` as a number where the command line gives
+    the text "2")."""
+    known = leaves(cls)
+    out = {}
+    for key, value in flat.items():
+        if isinstance(value, tuple):
+            value = list(value)
+        leaf = known.get(key)
+        if leaf is not None and leaf.is_list and not isinstance(value, list):
+            value = [value]  # one value for a list key is a list of one, as 8 on the command line is [8]
+        if leaf is not None and leaf.type is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        out[key] = value
+    return out
 
 
 def _construct(cls: type[T], data: dict[str, Any]) -> T:
@@ -299,7 +348,8 @@ def flat_dict(config: Any) -> dict[str, Any]:
 
 def replace(config: T, changes: dict[str, Any] | None = None, **more: Any) -> T:
     """A copy of ``config`` with ``changes`` (any key spelling), checked like any other value."""
-    return build(type(config), {**flat_dict(config), **flatten(type(config), {**(changes or {}), **more})})
+    cls = type(config)
+    return build(cls, merge(cls, flat_dict(config), flatten(cls, changes or {}), flatten(cls, more)))
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -321,12 +371,18 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def load(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> T:
-    """Defaults, then the YAML file at ``path``, then ``overrides``; errors name the file."""
+    """Defaults, then the YAML file at ``path`` (a run folder's config.yaml too: see ``retired``), then
+    ``overrides``; an error in the file names the file.
+
+    Raises:
+        ConfigError: a missing or invalid file, an unknown key or a bad value (in the file or the overrides).
+    """
     try:
-        data = flatten(cls, read_yaml(path)) if path else {}
+        data = flatten(cls, retired(cls, read_yaml(path))) if path else {}
+        build(cls, data)  # the file alone, so that its errors name it
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
-    return build(cls, {**data, **flatten(cls, overrides or {})})
+    return build(cls, merge(cls, data, flatten(cls, overrides or {})))
 
 
 def save(config: Any, path: str | Path) -> None:
@@ -367,6 +423,7 @@ def overrides_from_argv(cls: type, options: list[tuple[str, str | None]]) -> tup
     known = leaves(cls)
     rewritten: list[str] = []
     spare: list[str] = []
+    entries: list[dict[str, Any]] = []
     for raw, value in options:
         negated = False
         try:
@@ -380,9 +437,9 @@ def overrides_from_argv(cls: type, options: list[tuple[str, str | None]]) -> tup
         value = value[1:] if taken else value
         if leaf is not None and leaf.is_bool:
             if value is not None and value.lower() not in TRUE + FALSE:
-                if not taken:
+                if not taken or not value.startswith(("/", ".", "~")) and "/" not in value:
                     raise ConfigError(f"--{raw}: expected true or false, got {value!r}")
-                spare.append(value)
+                spare.append(value)  # a path after a bare flag: the positional RUN_DIR
                 value = None
             truth = value is None or value.lower() in TRUE
             rewritten += [f"--{key}", "false" if truth == negated else "true"]
@@ -391,19 +448,33 @@ def overrides_from_argv(cls: type, options: list[tuple[str, str | None]]) -> tup
             raise ConfigError(f"unknown option --{raw}{_suggest(cls, raw)}")
         if value is None:
             raise ConfigError(f"--{raw}: expected a value")
-        in_mapping = leaf is None and "," in value and not value.lstrip().startswith(("[", "{", "'", '"'))
-        if (in_mapping or leaf is not None and leaf.is_list) and not value.lstrip().startswith("["):
+        if key in parts(cls):
+            raise ConfigError(f"--{raw}: {key} is a part of the config, not a value: set its keys "
+                              f"(--{key}.<key> VALUE; `--help` lists them)")
+        if leaf is None:  # an entry of a mapping (--model.widths 8,16): a YAML value, lists also as 8,16
+            if "," in value and not value.lstrip().startswith(("[", "{", "'", '"')):
+                value = "[" + value + "]"
+            try:
+                entries.append({key: yaml.safe_load(value)})
+            except yaml.YAMLError:
+                raise ConfigError(f"--{raw}: cannot read the value {value!r}") from None
+            continue
+        if leaf.is_list and not value.lstrip().startswith("["):
             value = "[" + value + "]"  # 8,16,32 as well as [8, 16, 32]
         rewritten += [f"--{key}", value]
     try:
         namespace = parser(cls).parse_args(rewritten, defaults=False)
     except (argparse.ArgumentError, ValueError, TypeError) as e:
         raise _jsonargparse_error(e) from None
-    given = flatten(cls, namespace.as_dict())
+    given = merge(cls, flatten(cls, namespace.as_dict()), *(flatten(cls, e) for e in entries))
     return given, spare
 
 
+def flag_names(cls: type) -> list[str]:
+    """Every option of ``cls`` as the help shows it: dotted keys as they are, bare names with dashes."""
+    return [k if "." in k else k.replace("_", "-") for k in [*leaves(cls), *shorthands(cls)]]
+
+
 def _suggest(cls: type, raw: str) -> str:
-    names = [k.replace("_", "-") for k in [*leaves(cls), *shorthands(cls)]]
-    close = did_you_mean(raw.replace("_", "-"), names)
+    close = did_you_mean(raw if "." in raw else raw.replace("_", "-"), flag_names(cls))
     return close.replace("'", "--", 1).replace("'", "", 1) if close else ""

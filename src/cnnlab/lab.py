@@ -20,19 +20,23 @@ from typing import Any
 from cnnlab import config as cfgmod
 from cnnlab.errors import ConfigError, TrainingDiverged
 from cnnlab.experiments.common import preset_path, reuse_or_resume
-from cnnlab.experiments.configs import CompareOptions, LabConfig
+from cnnlab.experiments.configs import CompareOptions, LabConfig, SeededCompareOptions
 from cnnlab.paths import runs_root
 
 SECTIONS = ("cifar", "food", "notmnist", "report")
-COMPARE_KEYS = ("preset", "seeds", "overrides")
+COMPARE_KEYS = {"cifar": ("preset", "seeds", "overrides"), "food": ("preset", "overrides")}
+LEGACY_KEYS = {"config": "preset", "set": "overrides"}  # a section's keys in lab presets of earlier versions
 NOTMNIST_STEPS = ("ae", "sweep", "svm", "denoise")
 
 
 def read_preset(path: Path) -> dict[str, Any]:
     """A lab preset, its sections and steps checked (``ConfigError`` naming the unknown one)."""
     preset = cfgmod.read_yaml(path)
+    for name in COMPARE_KEYS:
+        if isinstance(preset.get(name), dict):
+            preset[name] = {LEGACY_KEYS.get(k, k): v for k, v in preset[name].items()}
     checks = [("section", set(preset), SECTIONS)]
-    checks += [(f"{name} key", set(preset.get(name) or {}), COMPARE_KEYS) for name in ("cifar", "food")]
+    checks += [(f"{name} key", set(preset.get(name) or {}), keys) for name, keys in COMPARE_KEYS.items()]
     checks += [("notmnist step", set(preset.get("notmnist") or {}), NOTMNIST_STEPS)]
     for what, found, expected in checks:
         unknown = sorted(found - set(expected))
@@ -46,9 +50,11 @@ def run_compare(exercise: str, section: dict[str, Any], runs_dir: str, common: d
     from importlib import import_module
 
     module = import_module(f"cnnlab.experiments.{exercise}")
-    options = CompareOptions(preset=str(section.get("preset", "quick")), seeds=int(section.get("seeds", 1)),
-                             runs_dir=runs_dir)
-    module.compare(options, overrides={**common, **(section.get("overrides") or {})})
+    preset = str(section.get("preset", "quick"))
+    options = (SeededCompareOptions(preset, runs_dir, seeds=int(section.get("seeds", 1))) if exercise == "cifar"
+               else CompareOptions(preset, runs_dir))
+    # The lab's own settings (data root, bars) win over a section's: --data-root decides where data comes from.
+    module.compare(options, overrides={**(section.get("overrides") or {}), **common})
 
 
 def run_notmnist(section: dict[str, Any], runs_dir: str, common: dict[str, Any]) -> None:
@@ -56,19 +62,15 @@ def run_notmnist(section: dict[str, Any], runs_dir: str, common: dict[str, Any])
     from cnnlab.experiments import notmnist as nm
 
     def make(cls, key):
-        return cfgmod.build(cls, {**common, **cfgmod.flatten(cls, section.get(key) or {}), "run.runs_dir": runs_dir})
+        return cfgmod.build(cls, cfgmod.merge(cls, cfgmod.flatten(cls, section.get(key) or {}), cfgmod.flatten(cls, common),
+                                              {"run.runs_dir": runs_dir}))
 
     if "ae" in section:
         nm.trained_ae(make(configs.AEConfig, "ae"))
     if "sweep" in section:
         nm.sweep(make(configs.SweepConfig, "sweep"))
     if "svm" in section:
-        cfg = make(configs.SvmConfig, "svm")
-        done = nm.finished_svm(cfg)
-        if done:
-            print(f"cnnlab: reusing finished run {done}")
-        else:
-            nm.svm(cfg)
+        nm.svm_or_reuse(make(configs.SvmConfig, "svm"))
     if "denoise" in section:
         cfg, finished = reuse_or_resume("notmnist", make(configs.DenoiseConfig, "denoise"))
         if finished is not None:

@@ -27,8 +27,10 @@ from cnnlab.data.augment import Normalize
 from cnnlab.data.loader import TensorLoader
 from cnnlab.data.splits import EVAL_SEED, Dataset, Split, hold_out, subsets
 from cnnlab.errors import ConfigError, TrainingDiverged
-from cnnlab.experiments.common import diverged_runs_recorded, open_run, read_compare_config, run_or_reuse
-from cnnlab.experiments.configs import ArchOptions, CifarConfig, CifarData, CompareOptions, EvaluateOptions, GraphOptions
+from cnnlab.experiments.common import (diverged_runs_recorded, open_run, preset_run, read_compare_config,
+                                       recorded_summary, run_or_reuse)
+from cnnlab.experiments.configs import (ArchOptions, CifarConfig, CifarData, EvaluateOptions, GraphOptions,
+                                        SeededCompareOptions)
 from cnnlab.models import count_params, create_model, describe, list_models
 from cnnlab.models.inspect import draw_graph, summary_text
 from cnnlab.models.layers import init_from_data
@@ -179,6 +181,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str = "", d
         ConfigError: not a CIFAR-10 run folder, or no such split in the run. CheckpointError: best.ckpt unreadable.
     """
     run_dir = Path(run_dir)
+    recorded_summary(run_dir, EXERCISE)
     cfg = cfgmod.load(CifarConfig, run_dir / "config.yaml",
                       {k: v for k, v in {"data.data_dir": data_dir, "data.data_root": data_root}.items() if v})
     if split == "val" and cfg.data.monitor != "val":
@@ -193,19 +196,13 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str = "", d
 
 
 def entry_config(defaults: dict[str, Any], entry: dict[str, Any], seed: int, overrides: dict[str, Any]) -> CifarConfig:
-    """One run of a preset: its defaults, the entry's keys, then ``overrides``; named ``<entry>-s<seed>``."""
-    name = str(entry["name"])
-    settings = [defaults, {k: v for k, v in entry.items() if k != "name"}, overrides]
-    try:
-        flat = {k: v for part in settings for k, v in cfgmod.flatten(CifarConfig, part).items()}
-        cfg = cfgmod.build(CifarConfig, {**flat, "run.seed": seed, "run.name": f"{name}-s{seed}"})
-    except ConfigError as e:
-        raise ConfigError(f"run {name!r}: {e}") from None
+    """One run of a preset at ``seed`` (see ``preset_run``), its architecture checked."""
+    cfg = preset_run(CifarConfig, defaults, entry, overrides, seed)
     check_arch(cfg.arch)
     return cfg
 
 
-def compare(options: CompareOptions, overrides: dict[str, Any] | None = None) -> list[Path]:
+def compare(options: SeededCompareOptions, overrides: dict[str, Any] | None = None) -> list[Path]:
     """Train (or reuse) every entry of a preset for each of ``options.seeds`` seeds (``overrides``, any
     config keys, apply to every run); write Table 1 as runs/cifar/table1.{md,csv,tex}."""
     defaults, entries = read_compare_config(EXERCISE, options.preset)
@@ -257,7 +254,7 @@ def cmd_train(cfg: CifarConfig) -> int:
     return 0
 
 
-def cmd_compare(options: CompareOptions, overrides: dict[str, Any]) -> int:
+def cmd_compare(options: SeededCompareOptions, overrides: dict[str, Any]) -> int:
     outputs = compare(options, overrides)
     print(f"Table 1: {outputs[0]} (also .csv, .tex)")
     return 0

@@ -1,5 +1,5 @@
-"""What the exercise modules share: opening a run folder (also inside DDP workers), reusing finished
-runs of the same config, and building a command's flags from its config class."""
+"""What the exercise modules share: opening a run folder (also inside DDP workers), reading the config a
+run folder recorded, reusing finished runs of the same config, and reading comparison presets."""
 
 from __future__ import annotations
 
@@ -11,14 +11,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
 from cnnlab import config as cfgmod
 from cnnlab.errors import CheckpointError, ConfigError, TrainingDiverged
 from cnnlab.paths import runs_root
-from cnnlab.runs import environment, is_finished, new_run_dir, read_summary, write_summary
+from cnnlab.runs import environment, is_diverged, is_finished, new_run_dir, read_summary, write_summary
 from cnnlab.train.checkpoint import read_checkpoint, recorded_state
 from cnnlab.train.engine import child_of_launcher
+from cnnlab.experiments.configs import name_of, run_name
 from cnnlab.train.options import RunOptions
 
 T = TypeVar("T")
@@ -32,8 +31,9 @@ RESUME_MAY_CHANGE = ("optim.epochs", "optim.early_stopping_patience")
 
 
 def open_run(exercise: str, cfg: Any, run: RunOptions) -> Path:
-    """The run folder for ``cfg`` (named by ``run``), with ``config.yaml`` written. A DDP worker started by
-    Lightning's launcher re-runs our command, so it must reuse the folder its parent chose (``CNNLAB_RUN_DIR``).
+    """The run folder for ``cfg`` (named ``run.name``, else by the config: see ``name_of``), with
+    ``config.yaml`` written. A DDP worker started by Lightning's launcher re-runs our command, so it must
+    reuse the folder its parent chose (``CNNLAB_RUN_DIR``).
 
     A resume is checked before anything is written (see ``check_resume``), so a refused resume
     changes nothing in the run folder.
@@ -41,7 +41,7 @@ def open_run(exercise: str, cfg: Any, run: RunOptions) -> Path:
     inherited = os.environ.get("CNNLAB_RUN_DIR")
     if inherited and child_of_launcher():
         return Path(inherited)
-    run_dir = new_run_dir(exercise, run.name, runs_dir=run.runs_dir or None, force=run.force, resume=run.resume)
+    run_dir = new_run_dir(exercise, name_of(cfg), runs_dir=run.runs_dir or None, force=run.force, resume=run.resume)
     if run.resume:
         check_resume(cfg, run_dir)
     os.environ["CNNLAB_RUN_DIR"] = str(run_dir)
@@ -61,7 +61,10 @@ def check_resume(cfg: Any, run_dir: Path) -> None:
     if last.is_file() and not recorded_state(read_checkpoint(last, mmap=True)):
         raise CheckpointError(f"{last}: written by an older cnnlab, without the record a resume needs to keep "
                               f"its logs and best.ckpt true; start over with --force (or another --name)")
-    changes = config_changes(cfg, run_dir, ignore=HOW_NOT_WHAT + RESUME_MAY_CHANGE) or {}
+    changes = config_changes(cfg, run_dir, ignore=HOW_NOT_WHAT + RESUME_MAY_CHANGE)
+    if changes is None:
+        raise ConfigError(f"resume: cannot read {run_dir / 'config.yaml'} as a config of this command, so "
+                          f"cannot check the run would continue as it began; start a new run without --resume")
     changed = [f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items()]
     if changed:
         raise ConfigError(f"resume: {run_dir} was trained with other settings ({'; '.join(changed)}); only "
@@ -88,11 +91,26 @@ def config_changes(cfg: Any, run_dir: Path, ignore: tuple[str, ...]) -> dict[str
     """The settings of ``cfg`` that differ from ``run_dir/config.yaml``, as (recorded, wanted), leaving
     out ``ignore``; None when the recorded config cannot be read."""
     try:
-        recorded = cfgmod.flatten(type(cfg), yaml.safe_load((run_dir / "config.yaml").read_text()) or {})
-    except (OSError, yaml.YAMLError, ConfigError):
+        recorded = recorded_config(type(cfg), run_dir)
+    except ConfigError:
         return None  # unreadable, or written by a cnnlab whose keys this one does not know
     return {k: (recorded.get(k), v) for k, v in cfgmod.flat_dict(cfg).items()
             if k not in ignore and recorded.get(k) != v}
+
+
+def recorded_config(cls: type, run_dir: Path) -> dict[str, Any]:
+    """The keys ``run_dir/config.yaml`` recorded, as {dotted key: value} of ``cls`` (files of earlier
+    versions too: flat keys, retired keys; see ``config``). A key the file lacks is absent, not defaulted:
+    a run made before a setting existed is not known to have had its default.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, or holds keys ``cls`` does not know.
+    """
+    path = run_dir / "config.yaml"
+    try:
+        return cfgmod.flatten(cls, cfgmod.retired(cls, cfgmod.read_yaml(path)))
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
 
 
 def same_run(cfg: Any, run_dir: Path) -> bool:
@@ -104,7 +122,7 @@ def reuse_or_resume(exercise: str, cfg: T) -> tuple[T, Path | None]:
     """For comparisons: a finished run of the same config is reused (its folder is returned); an
     unfinished one is resumed (the config gains ``resume=True``); otherwise a new run is made."""
     base = runs_root(cfg.run.runs_dir or None) / exercise  # type: ignore[attr-defined]
-    candidates = sorted(base.glob(f"{cfg.run.name}*")) if base.is_dir() else []  # type: ignore[attr-defined]
+    candidates = sorted(base.glob(f"{name_of(cfg)}*")) if base.is_dir() else []
     for run_dir in candidates:
         if not same_run(cfg, run_dir):
             continue
@@ -125,9 +143,49 @@ def run_or_reuse(exercise: str, cfg: Any, train: Callable[[Any], Path]) -> dict[
     try:
         run_dir = finished or train(cfg)
     except TrainingDiverged as e:
-        print(f"cnnlab: {cfg.run.name}: {e}", file=sys.stderr)
+        print(f"cnnlab: {name_of(cfg)}: {e}", file=sys.stderr)
         run_dir = e.run_dir
     return read_summary(run_dir)
+
+
+def recorded_summary(run_dir: Path, exercise: str) -> dict[str, Any]:
+    """The summary of a finished run of ``exercise`` (for re-scoring it).
+
+    Raises:
+        ConfigError: not a run folder, a run of another exercise, or an unfinished or diverged run.
+    """
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir}: not a run folder (no config.yaml)")
+    if not is_finished(run_dir):
+        raise ConfigError(f"{run_dir}: the run did not finish (no summary.json of a finished run): nothing to score")
+    summary = read_summary(run_dir)
+    if is_diverged(summary):
+        raise ConfigError(f"{run_dir}: the run diverged: it has no result to score")
+    if summary.get("exercise") != exercise:
+        raise ConfigError(f"{run_dir}: a run of {summary.get('exercise')!r}, not of {exercise!r}: use "
+                          f"`cnnlab {summary.get('exercise')} evaluate`")
+    return summary
+
+
+def preset_run(cls: type[T], defaults: dict[str, Any], entry: dict[str, Any], overrides: dict[str, Any],
+               seed: int | None = None) -> T:
+    """One run of a comparison preset: the preset's defaults, the entry's keys, then ``overrides`` (any key
+    spelling; mappings merge), at ``seed`` when given; named by the one scheme (``run_name``): the entry's
+    name, its data sizes, its seed.
+
+    Raises:
+        ConfigError: a bad key or value, naming the entry.
+    """
+    name = str(entry["name"])
+    layers = [defaults, {k: v for k, v in entry.items() if k != "name"}, overrides]
+    try:
+        flat = cfgmod.merge(cls, *(cfgmod.flatten(cls, layer) for layer in layers))
+        if seed is not None:
+            flat["run.seed"] = seed
+        cfg = cfgmod.build(cls, flat)
+        return cfgmod.replace(cfg, {"run.name": run_name(name, cfg.run.seed, **cfg.sizes())})
+    except ConfigError as e:
+        raise ConfigError(f"run {name!r}: {e}") from None
 
 
 def preset_path(kind: str, preset: str | Path) -> Path:

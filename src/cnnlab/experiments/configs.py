@@ -9,24 +9,40 @@ backbones, autoencoders) are checked when a command runs, before any data is rea
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from cnnlab.config import field
 from cnnlab.errors import ConfigError
 from cnnlab.train.options import AutoencoderOptim, ClassifierOptim, Hardware, RunOptions
 
-DEFAULT_FOOD_CLASSES = 20  # the lab asks for the first 20 classes of Food-101
+DEFAULT_FOOD_CLASSES = 20  # the lab asks for the first 20 classes of Food-101 (as cnnlab.data.food101)
 
 
 def run_name(what: str, seed: int, **sizes: int) -> str:
     """The one naming scheme of runs: what the run is, the data sizes that differ from the whole set
-    (``n2000`` for 2,000 train images, ``c10`` for 10 classes, ...), then the seed.
+    (``n2000``: 2,000 training images; ``pc50``: 50 images per class; ``c10``: 10 classes), then the seed.
 
     >>> run_name("residual", 0, n=2000)
     'residual-n2000-s0'
     """
     tags = [f"{tag}{value}" for tag, value in sizes.items() if value]
-    return "-".join([what.replace("/", "_").replace(":", ""), *tags, f"s{seed}"])
+    return "-".join([what.replace("/", "_").replace(":", "").replace(",", "-"), *tags, f"s{seed}"])
+
+
+def name_of(cfg: Any) -> str:
+    """The run's name: the one given, else the one its config derives (``default_name``), so that a
+    changed seed or subset also changes the derived name."""
+    return cfg.run.name or cfg.default_name()
+
+
+def at_least(value: float, low: float, key: str) -> None:
+    if value < low:
+        raise ConfigError(f"{key}: must be at least {low:g}, got {value:g}")
+
+
+def a_fraction(value: float, key: str) -> None:
+    if not 0.0 <= value < 1.0:
+        raise ConfigError(f"{key}: must be in [0, 1), got {value:g}")
 
 
 # ---- Exercise 1: CIFAR-10 ----------------------------------------------------------------------
@@ -49,11 +65,20 @@ class CifarData:
     crop_padding: int = field(0, "random-crop augmentation padding in pixels (0: off; 2-4 pays on long runs)")
     flip: bool = field(True, "random horizontal flips")
     eval_batch_size: int = field(1000, "images per batch when evaluating")
+    eval_seed: int = field(0, "seed of the test subset and the val split: the same images for every run's seed")
+
+    def __post_init__(self) -> None:
+        at_least(self.limit_train, 0, "data.limit_train")
+        at_least(self.limit_test, 0, "data.limit_test")
+        at_least(self.eval_batch_size, 1, "data.eval_batch_size")
+        a_fraction(self.val_fraction, "data.val_fraction")
 
 
 @dataclass
 class CifarConfig:
     """cnnlab cifar train: one architecture on CIFAR-10 into runs/cifar/<name>/."""
+
+    ALIASES = {"strategy": "hardware.strategy"}  # as before: in Exercise 1 there is no other strategy
 
     arch: str = field("residual", "registered architecture (see `cnnlab cifar archs`)")
     model: dict = field({}, "options of the architecture's config, e.g. --model.widths [32,64,128]")
@@ -65,9 +90,11 @@ class CifarConfig:
     optim: ClassifierOptim = field(ClassifierOptim(batch_size=32), "the optimisation")
     data: CifarData = field(CifarData(), "the data")
 
-    def __post_init__(self) -> None:
-        if not self.run.name:
-            self.run.name = run_name(self.arch, self.run.seed, n=self.data.limit_train)
+    def sizes(self) -> dict[str, int]:
+        return {"n": self.data.limit_train}
+
+    def default_name(self) -> str:
+        return run_name(self.arch, self.run.seed, **self.sizes())
 
 
 @dataclass
@@ -88,11 +115,20 @@ class GraphOptions(ArchOptions):
 
 @dataclass
 class CompareOptions:
-    """A comparison: a preset of runs (defaults + one entry per run), trained or reused."""
+    """A comparison: a preset of runs (defaults + one entry per run), each trained or reused."""
 
     preset: str = field("quick", "a preset shipped with cnnlab (quick, full) or a path to a preset YAML file")
-    seeds: int = field(1, "seeds per entry; accuracies become mean ± std")
     runs_dir: str = field("", "folder holding the runs (default: ./runs, or $CNNLAB_RUNS)")
+
+
+@dataclass
+class SeededCompareOptions(CompareOptions):
+    """A comparison over seeds: a preset of runs, each trained (or reused) once per seed."""
+
+    seeds: int = field(1, "seeds per entry; accuracies become mean ± std")
+
+    def __post_init__(self) -> None:
+        at_least(self.seeds, 1, "seeds")
 
 
 @dataclass
@@ -122,6 +158,13 @@ class FoodData:
                                      "best.ckpt (0: the test split does, as the lab asks)")
     input_size: int = field(0, "side of the square the backbone sees, px (0: the backbone's own, from timm)")
     eval_batch_size: int = field(128, "images per batch when evaluating or extracting features")
+    eval_seed: int = field(0, "seed of the val split held out of train: the same images for every run's seed")
+
+    def __post_init__(self) -> None:
+        at_least(self.num_classes, 0, "data.num_classes")
+        at_least(self.per_class_limit, 0, "data.per_class_limit")
+        at_least(self.eval_batch_size, 1, "data.eval_batch_size")
+        a_fraction(self.val_fraction, "data.val_fraction")
 
 
 @dataclass
@@ -139,10 +182,11 @@ class Finetune:
 class FoodConfig:
     """cnnlab food train: one backbone + head + strategy on Food-101 into runs/food/<name>/."""
 
-    # Names of earlier versions, still accepted.
+    # Names of earlier versions, still accepted; and keys of earlier run folders that mean nothing now.
     ALIASES = {"lr": "optim.lr", "finetune_lr": "finetune.lr", "finetune_bn_stats": "finetune.bn_stats",
                "lightning_strategy": "hardware.strategy", "unfreeze": "finetune.unfreeze",
                "head_epochs": "finetune.head_epochs"}
+    RETIRED = ("flip_tta",)
 
     backbone: str = field("efficientnet_lite0", "registered backbone (`cnnlab food backbones`) or any timm model name")
     head: str = field("linear", "linear, or mlp:H1[,H2...] (hidden sizes)")
@@ -167,12 +211,15 @@ class FoodConfig:
         if self.finetune.unfreeze != "all" and not str(self.finetune.unfreeze).isdigit():
             raise ConfigError(f"finetune.unfreeze: expected a number of blocks or 'all', got {self.finetune.unfreeze!r}")
 
-    def default_name(self, num_classes: int) -> str:
-        """The run's name when none is given: backbone, head, strategy, then classes and limits."""
-        what = f"{self.backbone}-{self.head.replace(',', '-')}-{self.strategy}"
+    def sizes(self) -> dict[str, int]:
+        return {"c": self.data.num_classes, "pc": self.data.per_class_limit}
+
+    def default_name(self) -> str:
+        """Backbone, head, strategy, then classes (once resolved: see ``food.train``) and limits."""
+        what = f"{self.backbone}-{self.head}-{self.strategy}"
         if self.strategy == "finetune":
             what += f"-u{self.finetune.unfreeze}"
-        return run_name(what, self.run.seed, c=num_classes, n=self.data.per_class_limit)
+        return run_name(what, self.run.seed, **self.sizes())
 
 
 # ---- Exercise 3: notMNIST -------------------------------------------------------------------------
@@ -187,6 +234,12 @@ class NotMnistData:
     limit_train: int = field(0, "class-balanced subset of the training images (0: all)")
     limit_test: int = field(0, "class-balanced subset of the test images (0: all)")
     eval_batch_size: int = field(1000, "images per batch when evaluating")
+    eval_seed: int = field(0, "seed of the test subset: the same images for every run's seed")
+
+    def __post_init__(self) -> None:
+        at_least(self.limit_train, 0, "data.limit_train")
+        at_least(self.limit_test, 0, "data.limit_test")
+        at_least(self.eval_batch_size, 1, "data.eval_batch_size")
 
 
 THREADS_HELP = ("CPU threads for torch (0: torch's default, all cores). One is fastest for these small models "
@@ -196,6 +249,8 @@ THREADS_HELP = ("CPU threads for torch (0: torch's default, all cores). One is f
 @dataclass
 class AEConfig:
     """cnnlab notmnist ae: the lab's shallow dense autoencoder (BCE, Adam, batch 256, 50 epochs)."""
+
+    ALIASES = {"strategy": "hardware.strategy"}
 
     code_dim: int = field(32, "code size: units of the hidden layer")
     threads: int = field(1, THREADS_HELP)
@@ -207,19 +262,34 @@ class AEConfig:
     data: NotMnistData = field(NotMnistData(), "the data")
 
     def __post_init__(self) -> None:
-        if self.code_dim < 1:
-            raise ConfigError(f"code_dim: must be at least 1, got {self.code_dim}")
-        if not self.run.name:
-            self.run.name = run_name(f"dense-ae-{self.code_dim}", self.run.seed, n=self.data.limit_train)
+        at_least(self.code_dim, 1, "code_dim")
+
+    def default_name(self) -> str:
+        return run_name(f"dense-ae-{self.code_dim}", self.run.seed, n=self.data.limit_train)
+
+
+@dataclass
+class TableRun:
+    """The table's run: its name and folder, the seed, bars (it reuses or trains runs of its own; its
+    table is rebuilt from them, so it has nothing to resume or force)."""
+
+    name: str = field("", "name of the table (and of its run folder)")
+    runs_dir: str = field("", "folder holding the runs (default: ./runs, or $CNNLAB_RUNS)")
+    seed: int = field(0, "random seed of the runs it trains, shuffling and subsets")
+    logger: Literal["none", "csv", "tensorboard"] = field("csv", "Lightning logger of the runs it trains")
+    progress: bool = field(True, "progress bars on stderr, when it is a terminal")
 
 
 @dataclass
 class SweepConfig:
     """cnnlab notmnist ae-sweep: one dense autoencoder per code size (each reused when trained); table and plot."""
 
+    ALIASES = {"strategy": "hardware.strategy"}
+    RETIRED = ("code_dim", "resume", "force")
+
     dims: list[int] = field([8, 16, 32, 64, 128], "code sizes to train")
     threads: int = field(1, THREADS_HELP)
-    run: RunOptions = field(RunOptions(name="ae-sweep"), "the run (its name names the table and plot)")
+    run: TableRun = field(TableRun(name="ae-sweep"), "the sweep's table")
     hardware: Hardware = field(Hardware(precision="32-true"), "the hardware")
     optim: AutoencoderOptim = field(AutoencoderOptim(lr=1.3e-3), "the optimisation of every autoencoder")
     data: NotMnistData = field(NotMnistData(), "the data")
@@ -242,8 +312,14 @@ class SvmOptions:
 
 @dataclass
 class SvmConfig:
-    """cnnlab notmnist svm: RBF SVMs on raw pixels, on a dense autoencoder's codes, and on PCA with as many
-    components as the code has values."""
+    """cnnlab notmnist svm: RBF SVMs on raw pixels, autoencoder codes and PCA.
+
+    PCA keeps as many components as the code has values.
+    """
+
+    # Training keys of earlier versions (the AE is trained by `notmnist ae`, or reused).
+    RETIRED = ("epochs", "early_stopping_patience", "accelerator", "devices", "num_nodes", "strategy", "precision",
+               "batch_size", "lr", "loss", "channels_last", "resume", "force")
 
     features: list[str] = field(["raw", "ae", "pca"], "feature kinds: raw, ae, pca")
     ae_run: str = field("", "run folder of `cnnlab notmnist ae` whose encoder gives the codes (default: "
@@ -251,13 +327,15 @@ class SvmConfig:
     code_dim: int = field(32, "code size of the autoencoder trained or reused when ae_run is not given")
     threads: int = field(1, THREADS_HELP)
     svm: SvmOptions = field(SvmOptions(), "the grid search")
-    run: RunOptions = field(RunOptions(name="svm"), "the run")
+    run: TableRun = field(TableRun(name="svm"), "the SVM table's run")
     data: NotMnistData = field(NotMnistData(), "the data")
 
 
 @dataclass
 class DenoiseConfig:
     """cnnlab notmnist denoise: the lab's convolutional denoising autoencoder (MSE, Adam, batch 128, 10 epochs)."""
+
+    ALIASES = {"strategy": "hardware.strategy"}
 
     model: str = field("conv-dae", "registered autoencoder (see `cnnlab notmnist summary --help`)")
     noise: str = field("gaussian:0.5", "KIND:AMOUNT, gaussian:FACTOR (clipped to [0, 1]) or saltpepper:FRACTION")
@@ -271,8 +349,9 @@ class DenoiseConfig:
     def __post_init__(self) -> None:
         if ":" not in self.noise:
             raise ConfigError(f"noise: expected KIND:AMOUNT such as gaussian:0.5, got {self.noise!r}")
-        if not self.run.name:
-            self.run.name = run_name(f"{self.model}-{self.noise}", self.run.seed, n=self.data.limit_train)
+
+    def default_name(self) -> str:
+        return run_name(f"{self.model}-{self.noise}", self.run.seed, n=self.data.limit_train)
 
 
 @dataclass
@@ -288,20 +367,24 @@ class AutoencoderOptions:
 
 @dataclass
 class LabConfig:
-    """cnnlab lab: every exercise of a preset, then the report. Finished runs are reused and an
-    interrupted one resumes, so a killed lab started again loses no finished work."""
+    """cnnlab lab: every exercise of a preset, then the report.
+
+    Finished runs are reused and an interrupted one resumes, so a killed lab started again loses no
+    finished work.
+    """
 
     preset: str = field("quick", "a preset shipped with cnnlab (quick, full) or a path to a preset YAML file")
     data_root: str = field("", "folder holding the datasets in any accepted form (default: $CNNLAB_DATA, "
                                "else ~/.cache/cnnlab)")
     runs_dir: str = field("", "folder holding the runs (default: ./runs, or $CNNLAB_RUNS)")
-    only: list[str] = field([], "run only these exercises: cifar, food, notmnist (the report is always rebuilt)")
+    only: list[str] = field([], "run only these exercises: cifar, food, notmnist (default: all; the report is "
+                                "always rebuilt)")
     progress: bool = field(True, "progress bars on stderr, when it is a terminal")
 
 
 @dataclass
 class ReportConfig:
-    """cnnlab report: the lab report (one self-contained HTML file and Markdown) from whatever runs exist."""
+    """cnnlab report: the lab report (HTML and Markdown) from whatever runs exist."""
 
     ALIASES = {"runs": "runs_dir"}
 

@@ -45,7 +45,8 @@ from cnnlab.data import food101
 from cnnlab.data.splits import EVAL_SEED, Dataset
 from cnnlab.data.preprocess import Preprocess, preprocess_for
 from cnnlab.errors import ConfigError, TrainingDiverged
-from cnnlab.experiments.common import diverged_runs_recorded, open_run, read_compare_config, run_or_reuse
+from cnnlab.experiments.common import (diverged_runs_recorded, open_run, preset_run, read_compare_config,
+                                       recorded_summary, run_or_reuse)
 from cnnlab.experiments.configs import DEFAULT_FOOD_CLASSES, CompareOptions, EvaluateOptions, FoodConfig
 from cnnlab.models.backbones import BACKBONES, resolve_backbone
 from cnnlab.models.heads import parse_head
@@ -196,8 +197,8 @@ def train(cfg: FoodConfig) -> Path:
     pre = backbone_preprocess(cfg.backbone, cfg.data.input_size)
     data = load_data(cfg, pre)
     net = build_net(cfg, len(data.classes))
-    if not cfg.run.name:
-        cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, name=cfg.default_name(len(data.classes))))
+    # The class count used, recorded (config.yaml, the name), whether asked for or taken from the data.
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, num_classes=len(data.classes)))
     run_dir = open_run(EXERCISE, cfg, cfg.run)
     with diverged_runs_recorded(run_dir, EXERCISE, sum(p.numel() for p in net.parameters()), backbone=cfg.backbone,
                                 head=cfg.head, strategy=cfg.strategy, num_classes=len(data.classes)):
@@ -259,8 +260,11 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str = "", d
         CheckpointError: best.ckpt missing, corrupt or unsafe.
     """
     run_dir = Path(run_dir)
+    summary = recorded_summary(run_dir, EXERCISE)
     cfg = cfgmod.load(FoodConfig, run_dir / "config.yaml",
                       {k: v for k, v in {"data.data_dir": data_dir, "data.data_root": data_root}.items() if v})
+    if not cfg.data.num_classes:  # runs of earlier versions recorded 0 for "as many as the data has"
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, num_classes=summary["num_classes"]))
     if split == "val" and cfg.data.val_fraction <= 0:
         raise ConfigError(f"{run_dir} has no val split (it was trained with val_fraction 0): use --split test or train")
     check_names(cfg)
@@ -314,13 +318,8 @@ def compare(options: CompareOptions, overrides: dict[str, Any] | None = None) ->
 
 
 def run_config(defaults: dict[str, Any], run: dict[str, Any], overrides: dict[str, Any]) -> FoodConfig:
-    """One entry of a preset: defaults, then the entry (its ``name`` is the run's), then ``overrides``."""
-    entry = {k: v for k, v in run.items() if k != "name"}
-    try:
-        cfg = cfgmod.build(FoodConfig, {**cfgmod.flatten(FoodConfig, defaults), **cfgmod.flatten(FoodConfig, entry),
-                                        **cfgmod.flatten(FoodConfig, overrides), "run.name": str(run["name"])})
-    except ConfigError as e:
-        raise ConfigError(f"run {run['name']!r}: {e}") from None
+    """One entry of a preset (see ``preset_run``), its backbone and head checked."""
+    cfg = preset_run(FoodConfig, defaults, run, overrides)
     check_names(cfg)
     return cfg
 

@@ -33,10 +33,10 @@ from cnnlab.data.notmnist import as_float
 from cnnlab.data.splits import Dataset, Split, subsets
 from cnnlab.errors import ConfigError
 from cnnlab.experiments.common import (HOW_NOT_WHAT, config_changes, diverged_runs_recorded, open_run,
-                                       reuse_or_resume, same_run)
+                                       recorded_summary, reuse_or_resume, same_run)
 from cnnlab.experiments.compression import compression_table
 from cnnlab.experiments.configs import (AEConfig, AutoencoderOptions, DenoiseConfig, EvaluateOptions, NotMnistData,
-                                        SvmConfig, SweepConfig)
+                                        SvmConfig, SweepConfig, TableRun)
 from cnnlab.experiments.notmnist_svm import FEATURES, FeatureInputs, SvmGrid, svm_table
 from cnnlab.metrics import quality
 from cnnlab.models.autoencoders import (AUTOENCODERS, code_size_line, create_autoencoder, describe_autoencoder,
@@ -132,10 +132,15 @@ def _train_ae(cfg: AEConfig) -> Path:
     return run_dir
 
 
+def member_run(table: TableRun) -> RunOptions:
+    """The run options of an ``ae`` run that a table (sweep, SVM) trains: its folder named by the scheme."""
+    return RunOptions(runs_dir=table.runs_dir, seed=table.seed, logger=table.logger, progress=table.progress)
+
+
 def sweep_member(cfg: SweepConfig, code_dim: int) -> AEConfig:
     """The ``ae`` run of one code size of a sweep: the sweep's parts, its own default name."""
     return AEConfig(code_dim=code_dim, threads=cfg.threads, hardware=cfg.hardware, optim=cfg.optim, data=cfg.data,
-                    run=dataclasses.replace(cfg.run, name="", resume=False, force=False))
+                    run=member_run(cfg.run))
 
 
 def trained_ae(cfg: AEConfig) -> Path:
@@ -182,7 +187,7 @@ def svm_autoencoder(cfg: SvmConfig) -> Path:
     if cfg.ae_run:
         return Path(cfg.ae_run)
     wanted = AEConfig(code_dim=cfg.code_dim, threads=cfg.threads, data=cfg.data,
-                      run=RunOptions(runs_dir=cfg.run.runs_dir, seed=cfg.run.seed, progress=cfg.run.progress))
+                      run=member_run(cfg.run))
     how_trained = tuple(k for k in cfgmod.leaves(AEConfig) if k.startswith(("optim.", "hardware."))) + ("threads",)
     base = runs_root(cfg.run.runs_dir or None) / EXERCISE
     found = [p for p in base.glob(f"dense-ae-{cfg.code_dim}-*") if is_finished(p)
@@ -200,6 +205,15 @@ def finished_svm(cfg: SvmConfig) -> Path | None:
     return next((p for p in sorted(base.glob(f"{cfg.run.name}*")) if is_finished(p) and same_run(cfg, p)), None)
 
 
+def svm_or_reuse(cfg: SvmConfig) -> Path:
+    """The run folder of ``cfg``'s SVM table: a finished one of the same config, else made now."""
+    done = finished_svm(cfg)
+    if done is not None:
+        print(f"cnnlab: reusing finished run {done}")
+        return done
+    return svm(cfg)
+
+
 def _svm(cfg: SvmConfig) -> Path:
     for kind in cfg.features:
         FEATURES.get(kind)  # a typo fails before any data is read
@@ -207,10 +221,10 @@ def _svm(cfg: SvmConfig) -> Path:
     autoencoder, ae_run = None, ""
     if "ae" in cfg.features:
         ae_run = svm_autoencoder(cfg)
-        ae_cfg = cfgmod.load(AEConfig, ae_run / "config.yaml")
+        ae_cfg = cfgmod.load(AEConfig, ae_run / "config.yaml")  # earlier versions' files read too
         autoencoder = load_model_weights(create_autoencoder("dense-ae", code_dim=ae_cfg.code_dim),
                                          ae_run / "checkpoints" / "best.ckpt")
-    run_dir = new_run_dir(EXERCISE, cfg.run.name, runs_dir=cfg.run.runs_dir or None, force=cfg.run.force)
+    run_dir = new_run_dir(EXERCISE, cfg.run.name, runs_dir=cfg.run.runs_dir or None)
     cfgmod.save(cfg, run_dir / "config.yaml")
     code_size = autoencoder.code_size if autoencoder is not None else cfg.code_dim
     grid = SvmGrid(cfg.svm.c_values, cfg.svm.gamma_scales, cfg.svm.cv_samples, cfg.svm.cv_folds, cfg.run.seed)
@@ -289,6 +303,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str = "", d
     if split == "val":
         raise ConfigError("notMNIST runs have train and test splits only: use --split test or train")
     overrides = {k: v for k, v in {"data.data_dir": data_dir, "data.data_root": data_root}.items() if v}
+    recorded_summary(run_dir, EXERCISE)
     recorded = cfgmod.read_yaml(run_dir / "config.yaml")
     if "noise" in recorded:
         cfg: AEConfig | DenoiseConfig = cfgmod.load(DenoiseConfig, run_dir / "config.yaml", overrides)
@@ -332,7 +347,7 @@ def cmd_sweep(cfg: SweepConfig) -> int:
 
 
 def cmd_svm(cfg: SvmConfig) -> int:
-    run_dir = svm(cfg)
+    run_dir = svm_or_reuse(cfg)
     print(f"{run_dir}: SVM table in {run_dir / 'svm.md'} (also .csv, .tex)")
     return 0
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from cnnlab.config import field
+from cnnlab.errors import ConfigError
 
 
 @dataclass
@@ -59,6 +60,9 @@ class ClassifierOptim:
     label_smoothing: float = field(0.0, "label smoothing of the cross-entropy loss")
     lookahead: bool = field(False, "lookahead weight averaging every 5 steps, strongest at the end (airbench)")
 
+    def __post_init__(self) -> None:
+        check_length(self.epochs, self.batch_size)
+
 
 @dataclass
 class AutoencoderOptim:
@@ -69,3 +73,13 @@ class AutoencoderOptim:
     batch_size: int = field(256, "images per batch (per device)")
     lr: float = field(1e-3, "Adam learning rate")
     loss: Literal["bce", "mse"] = field("bce", "reconstruction loss: binary cross-entropy or mean squared error")
+
+    def __post_init__(self) -> None:
+        check_length(self.epochs, self.batch_size)
+
+
+def check_length(epochs: int, batch_size: int) -> None:
+    """``ConfigError`` unless there is at least one epoch of batches of at least one example."""
+    if epochs < 1 or batch_size < 1:
+        key, value = ("optim.epochs", epochs) if epochs < 1 else ("optim.batch_size", batch_size)
+        raise ConfigError(f"{key}: must be at least 1, got {value}")
