@@ -137,6 +137,13 @@ def test_comparisons_read_shipped_presets_from_any_folder(tmp_path, monkeypatch,
     assert main(["cifar", "compare", "--preset", "quick", "--epochs", "1", "--print-config"]) == 0
     shown = yaml.safe_load(capsys.readouterr().out)
     assert shown["preset"] == "quick" and shown["every_run"] == {"optim": {"epochs": 1}}
+    runs = shown["runs"]  # every run the comparison would train or reuse, resolved and named
+    assert set(runs) == {f"{a}-n10000-s0" for a in ("sequential", "multipath", "multifeature", "residual")}
+    assert all(r["optim"]["epochs"] == 1 and r["optim"]["optimizer"] == "sgd" for r in runs.values())
+    assert main(["cifar", "compare", "--preset", "full", "--model.widths", "8,16,16", "--seeds", "2",
+                 "--print-config"]) == 0
+    runs = yaml.safe_load(capsys.readouterr().out)["runs"]
+    assert runs["residual-s1"]["model"] == {"widths": [8, 16, 16], "blocks_per_stage": 2, "stem": 64}  # merged
     from cnnlab.experiments.common import read_compare_config
 
     for kind in ("cifar", "food"):
@@ -186,3 +193,13 @@ def test_cache_list_and_clear(tmp_path, capsys, monkeypatch):
     assert out[-1] == f"{cache}: 2 entries, 4.0 MB"
     assert main(["cache", "clear"]) == 0
     assert "removed 2 entries, freed 4.0 MB" in capsys.readouterr().out and list(cache.iterdir()) == []
+
+
+def test_preset_files_of_earlier_versions_still_name_their_presets(tmp_path, monkeypatch):
+    from cnnlab.experiments.common import preset_path
+
+    monkeypatch.chdir(tmp_path)  # where configs/ no longer exists
+    assert preset_path("cifar", "configs/cifar/table1-quick.yaml") == preset_path("cifar", "quick")
+    assert preset_path("food", "configs/food/compare.yaml") == preset_path("food", "full")
+    with pytest.raises(Exception, match="preset file not found"):
+        preset_path("cifar", "configs/cifar/mine.yaml")

@@ -215,6 +215,18 @@ def as_flags(message: str) -> str:
     return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: "--" + m.group(1).replace("_", "-"), message)
 
 
+def resolved_text(cmd: Command, config: Any, every_run: dict[str, Any]) -> str:
+    """The resolved config as YAML; for a comparison, also every run it would train or reuse."""
+    shown = cfgmod.to_dict(config) if config is not None else {}
+    if every_run:
+        shown["every_run"] = cfgmod.nest(every_run)
+    if cmd.every_run is not None:
+        module = importlib.import_module(cmd.target.partition(":")[0])
+        planned = module.planned_runs(config, every_run)
+        shown["runs"] = {cfg.run.name: cfgmod.to_dict(cfg) for cfgs in planned.values() for cfg in cfgs}
+    return yaml.safe_dump(shown, sort_keys=False).rstrip()
+
+
 def run(cmd: Command, config: Any, every_run: dict[str, Any]) -> int:
     module, _, name = cmd.target.partition(":")
     func = getattr(importlib.import_module(module), name)
@@ -250,10 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config, every_run, print_only = parse(cmd, rest)
         if print_only:
-            shown = cfgmod.to_dict(config) if config is not None else {}
-            if every_run:
-                shown["every_run"] = cfgmod.nest(every_run)
-            print(yaml.safe_dump(shown, sort_keys=False).rstrip())
+            print(resolved_text(cmd, config, every_run))
             return 0
         return run(cmd, config, every_run)
     except CnnlabError as e:

@@ -17,6 +17,12 @@ import torch
 import torch.nn.functional as F
 
 
+def topk_accuracy(logits: torch.Tensor, targets: torch.Tensor, k: int = 1) -> float:
+    """Top-``k`` accuracy (a fraction) of logits (N, K) against targets (N,): the one used everywhere."""
+    top = logits.topk(min(k, logits.shape[1]), dim=1).indices  # (N, k)
+    return (top == targets[:, None]).any(1).float().mean().item()
+
+
 def mse(pred: torch.Tensor, target: torch.Tensor) -> float:
     return float(F.mse_loss(pred.float(), target.float()))
 

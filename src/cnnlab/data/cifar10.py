@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from cnnlab.data.archive import is_archive, single_top_folder
-from cnnlab.data.cache import cached_tensors, fingerprint, materialise
+from cnnlab.data.cache import cached_tensors, materialise
 from cnnlab.data.images import is_junk, note_junk, read_rgb
 from cnnlab.data.splits import Dataset, Split
 from cnnlab.errors import DataError
@@ -153,8 +153,7 @@ def load_source(source: Path) -> Dataset:
         raise DataError(f"{source}: unrecognised layout (expected {EXPECTED})")
 
     t = cached_tensors("cifar10", source, build)
-    return Dataset(Split(t["train_x"], t["train_y"]), Split(t["test_x"], t["test_y"]), CLASSES, source,
-                   fingerprint(source))
+    return Dataset(Split(t["train_x"], t["train_y"]), Split(t["test_x"], t["test_y"]), CLASSES, source)
 
 
 def locate(data_dir: str | Path | None = None, root: str | Path | None = None) -> Path:

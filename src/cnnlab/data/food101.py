@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from cnnlab.data.archive import is_archive, single_top_folder
-from cnnlab.data.cache import cached_tensors, fingerprint, materialise
+from cnnlab.data.cache import cached_tensors, materialise
 from cnnlab.data.images import note_junk, read_rgb
 from cnnlab.data.splits import EVAL_SEED, Dataset, Split, hold_out
 from cnnlab.errors import DataError
@@ -211,4 +211,4 @@ def load(data_dir: str | Path | None = None, data_root: str | Path | None = None
     val = None
     if val_fraction > 0:
         train, val = hold_out(train, val_fraction, EVAL_SEED)
-    return Dataset(train, test, tuple(classes), folder, fingerprint(folder), val)
+    return Dataset(train, test, tuple(classes), folder, val)

@@ -10,8 +10,8 @@ Every file is checked (gzip stream complete, idx magic number, dtype, image size
 and label range); a bad one is a ``DataError`` that names it. Decoded tensors are cached on disk
 (``cached_tensors``) and in memory, so a sweep of ten runs decodes once.
 
-    from cnnlab.data.notmnist import load_notmnist
-    data = load_notmnist("../shared/data/notmnist")  # x_train: (8000, 1, 28, 28) uint8
+    from cnnlab.data import notmnist
+    data = notmnist.load("../shared/data/notmnist")  # data.train.x: (8000, 1, 28, 28) uint8
 """
 
 from __future__ import annotations
@@ -170,14 +170,14 @@ _MEMORY: dict[str, Dataset] = {}
 
 
 def load(data_dir: str | Path | None = None, data_root: str | Path | None = None, *,
-         allow_download: bool = True) -> Dataset:
+         download: bool = True) -> Dataset:
     """notMNIST (letters A-J) as uint8 images (N, 1, 28, 28) in 0..255 and int64 labels in 0..9, decoded
     once per source version (see the module docstring for where it is looked up).
 
     Raises:
         DataError: files missing, truncated or inconsistent, or not found and not downloadable.
     """
-    folder = find_folder(data_dir, data_root, allow_download=allow_download).resolve()
+    folder = find_folder(data_dir, data_root, allow_download=download).resolve()
     # Fingerprint the four files only: the folder may be the whole data root, holding gigabytes.
     paths = [file_in(folder, key) for key in FILES]
     versions = tuple(fingerprint(p) for p in paths)
@@ -185,7 +185,7 @@ def load(data_dir: str | Path | None = None, data_root: str | Path | None = None
     if key not in _MEMORY:
         t = cached_tensors("notmnist", paths[0], lambda: read_folder(folder), versions)
         _MEMORY[key] = Dataset(Split(t["x_train"], t["y_train"]), Split(t["x_test"], t["y_test"]), CLASSES, folder,
-                               "-".join(versions))
+                               known_fingerprint="-".join(versions))
     return _MEMORY[key]
 
 

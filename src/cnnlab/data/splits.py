@@ -8,7 +8,8 @@ class-balanced validation split, both reproducible from their seed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -37,15 +38,22 @@ class Split:
 
 @dataclass(frozen=True)
 class Dataset:
-    """A dataset in memory: its splits, class names, source (file or folder read) and the source's
-    fingerprint (it changes when the source does, so caches keyed by it never go stale)."""
+    """A dataset in memory: its splits, class names, the source (file or folder read) and, when asked
+    for, the source's fingerprint (it changes when the source does, so caches keyed by it never go stale;
+    computed on first use, since it stats every file of a folder source)."""
 
     train: Split
     test: Split
     classes: tuple[str, ...]
     source: Path
-    fingerprint: str = ""
     val: Split | None = None
+    known_fingerprint: str = field(default="", repr=False)  # when the loader already has one
+
+    @cached_property
+    def fingerprint(self) -> str:
+        from cnnlab.data.cache import fingerprint
+
+        return self.known_fingerprint or fingerprint(self.source)
 
     def split(self, name: str) -> Split:
         """The split called ``name`` (train, val or test).

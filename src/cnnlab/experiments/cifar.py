@@ -202,15 +202,21 @@ def entry_config(defaults: dict[str, Any], entry: dict[str, Any], seed: int, ove
     return cfg
 
 
-def compare(options: SeededCompareOptions, overrides: dict[str, Any] | None = None) -> list[Path]:
-    """Train (or reuse) every entry of a preset for each of ``options.seeds`` seeds (``overrides``, any
-    config keys, apply to every run); write Table 1 as runs/cifar/table1.{md,csv,tex}."""
+def planned_runs(options: SeededCompareOptions, overrides: dict[str, Any] | None = None) -> dict[str, list[CifarConfig]]:
+    """Every run of the preset, by entry name, one per seed (checked, not trained): what ``compare`` does."""
     defaults, entries = read_compare_config(EXERCISE, options.preset)
     if options.runs_dir:
         defaults["run.runs_dir"] = options.runs_dir
-    first_seed = int(cfgmod.flatten(CifarConfig, {**defaults, **(overrides or {})}).get("run.seed", 0))
+    layers = cfgmod.merge(CifarConfig, cfgmod.flatten(CifarConfig, defaults), cfgmod.flatten(CifarConfig, overrides or {}))
+    first_seed = int(layers.get("run.seed", 0))
     seeds = range(first_seed, first_seed + options.seeds)
-    configs = {str(e["name"]): [entry_config(defaults, e, seed, overrides or {}) for seed in seeds] for e in entries}
+    return {str(e["name"]): [entry_config(defaults, e, seed, overrides or {}) for seed in seeds] for e in entries}
+
+
+def compare(options: SeededCompareOptions, overrides: dict[str, Any] | None = None) -> list[Path]:
+    """Train (or reuse) every entry of a preset for each of ``options.seeds`` seeds (``overrides``, any
+    config keys, apply to every run); write Table 1 as runs/cifar/table1.{md,csv,tex}."""
+    configs = planned_runs(options, overrides)
     rows, diverged = [], 0  # every config is checked above, before the first run trains
     for name, runs in configs.items():
         summaries = [run_or_reuse(EXERCISE, cfg, train) for cfg in runs]

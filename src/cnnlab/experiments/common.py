@@ -188,6 +188,10 @@ def preset_run(cls: type[T], defaults: dict[str, Any], entry: dict[str, Any], ov
         raise ConfigError(f"run {name!r}: {e}") from None
 
 
+# Preset files of earlier versions (configs/cifar/table1-quick.yaml, ...), now shipped under these names.
+SHIPPED_AS = {"cifar": {"table1-quick": "quick", "table1": "full"}, "food": {"compare-quick": "quick", "compare": "full"}}
+
+
 def preset_path(kind: str, preset: str | Path) -> Path:
     """A preset shipped with cnnlab (``cnnlab/presets/<kind>/<name>.yaml``) or a YAML file's path.
 
@@ -196,9 +200,11 @@ def preset_path(kind: str, preset: str | Path) -> Path:
     """
     candidate = Path(preset).expanduser()
     if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
-        if not candidate.is_file():
+        if candidate.is_file():
+            return candidate
+        if candidate.stem not in SHIPPED_AS.get(kind, {}):
             raise ConfigError(f"preset file not found: {candidate}")
-        return candidate
+        preset = SHIPPED_AS[kind][candidate.stem]  # configs/<kind>/<old name>.yaml of earlier versions
     shipped = resources.files("cnnlab") / "presets" / kind
     path = Path(str(shipped / f"{preset}.yaml"))
     if path.is_file():

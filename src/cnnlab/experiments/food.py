@@ -71,9 +71,6 @@ STRATEGIES = Registry("strategy")
 # ---- one run -------------------------------------------------------------------------------------
 
 
-# ---- one run -------------------------------------------------------------------------------------
-
-
 def check_names(cfg: FoodConfig) -> None:
     """Fail on an unknown backbone or a bad head spec before any data is read (``CnnlabError``)."""
     resolve_backbone(cfg.backbone)
@@ -106,7 +103,7 @@ def load_data(cfg: FoodConfig, pre: Preprocess) -> Dataset:
                         interpolation=pre.interpolation)
     if not cfg.data.num_classes and len(data.classes) < DEFAULT_FOOD_CLASSES:
         print(f"cnnlab: food: the data has {len(data.classes)} classes, fewer than the lab's {DEFAULT_FOOD_CLASSES}: "
-              f"using those {len(data.classes)} (set --num-classes to insist)", file=sys.stderr)
+              f"using those {len(data.classes)} (set num_classes, --num-classes, to insist)", file=sys.stderr)
     return data
 
 
@@ -296,13 +293,18 @@ def best_sentence(summaries: list[dict[str, Any]]) -> str:
             f"{best['num_classes']} classes.")
 
 
-def compare(options: CompareOptions, overrides: dict[str, Any] | None = None) -> list[Path]:
-    """Train (or reuse) every run of a preset (``overrides``, any config keys, apply to every run);
-    write ``runs/food/compare.{md,csv,tex}`` with the best configuration named."""
+def planned_runs(options: CompareOptions, overrides: dict[str, Any] | None = None) -> dict[str, list[FoodConfig]]:
+    """Every run of the preset, by entry name (checked, not trained): what ``compare`` does."""
     defaults, runs = read_compare_config(EXERCISE, options.preset)
     if options.runs_dir:
         defaults["run.runs_dir"] = options.runs_dir
-    configs = [run_config(defaults, run, overrides or {}) for run in runs]  # every config checked up front
+    return {str(run["name"]): [run_config(defaults, run, overrides or {})] for run in runs}
+
+
+def compare(options: CompareOptions, overrides: dict[str, Any] | None = None) -> list[Path]:
+    """Train (or reuse) every run of a preset (``overrides``, any config keys, apply to every run);
+    write ``runs/food/compare.{md,csv,tex}`` with the best configuration named."""
+    configs = [cfg for cfgs in planned_runs(options, overrides).values() for cfg in cfgs]  # checked up front
     summaries = [run_or_reuse(EXERCISE, cfg, train) for cfg in configs]
     sentence = best_sentence(summaries)
     stem = runs_root(configs[0].run.runs_dir or None) / EXERCISE / "compare"

@@ -17,7 +17,7 @@ from torch import nn
 
 from cnnlab.train.options import ClassifierOptim
 from cnnlab.train.inference import run_batches
-from cnnlab.viz.classification import topk_accuracy
+from cnnlab.metrics import topk_accuracy
 from cnnlab.train.lookahead import Lookahead
 from cnnlab.train.sums import EpochSums
 
@@ -141,4 +141,4 @@ def predict_logits(model: nn.Module, loader, *, flip_tta: bool = False, precisio
     return logits, torch.cat(targets)
 
 
-accuracy = topk_accuracy  # top-k accuracy, written once (cnnlab.viz.classification)
+accuracy = topk_accuracy  # top-k accuracy, written once (cnnlab.metrics)

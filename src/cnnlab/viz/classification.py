@@ -11,18 +11,13 @@ from pathlib import Path
 import torch
 
 from cnnlab import files
+from cnnlab.metrics import topk_accuracy
 
 
 def confusion_matrix(predictions: torch.Tensor, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
     """(K, K) counts; row = true class, column = predicted class."""
     flat = targets * num_classes + predictions  # (N,) index of each (true, predicted) cell
     return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
-
-
-def topk_accuracy(logits: torch.Tensor, targets: torch.Tensor, k: int = 1) -> float:
-    """Top-``k`` accuracy (a fraction) of logits (N, K) against targets (N,): the one used everywhere."""
-    top = logits.topk(min(k, logits.shape[1]), dim=1).indices  # (N, k)
-    return (top == targets[:, None]).any(1).float().mean().item()
 
 
 def classification_scores(logits: torch.Tensor, targets: torch.Tensor, classes: list[str]) -> dict:
