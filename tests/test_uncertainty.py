@@ -28,3 +28,11 @@ def test_table_rows_use_the_test_image_count_of_the_run():
     food = {"backbone": "b", "head": "linear", "strategy": "frozen", "trainable_params": 10, "epochs": 2,
             "best_epoch": 1, "wall_time_s": 5.0, "train_acc": 0.9, "test_acc": 0.77, "top5": 0.95, "test_images": 1250}
     assert food_row(food)["Acc. test %"] == fmt_acc([0.77], 1250) and "[" in food_row(food)["Acc. test %"]
+
+
+def test_every_test_figure_says_which_split_chose_its_epoch():
+    from cnnlab.viz.comparisons import chosen_on
+
+    assert "chosen on test accuracy: an optimistic" in chosen_on([{"monitor": "test_acc"}])
+    assert chosen_on([{"monitor": "val_acc"}]) == "best epoch chosen on validation; test scored once"
+    assert "for some runs" in chosen_on([{"monitor": "val_acc"}, {"monitor": "test_acc"}])

@@ -40,7 +40,7 @@ from cnnlab.runs import environment, is_diverged, read_summary, write_summary
 from cnnlab.train.checkpoint import load_model_weights
 from cnnlab.train.classifier import ClassifierModule, accuracy, predict_logits
 from cnnlab.train.engine import Length, fit
-from cnnlab.viz.comparisons import table1_row
+from cnnlab.viz.comparisons import chosen_on, table1_row
 from cnnlab.viz.tables import write_table
 
 EXERCISE = "cifar"
@@ -217,13 +217,15 @@ def compare(options: SeededCompareOptions, overrides: dict[str, Any] | None = No
     """Train (or reuse) every entry of a preset for each of ``options.seeds`` seeds (``overrides``, any
     config keys, apply to every run); write Table 1 as runs/cifar/table1.{md,csv,tex}."""
     configs = planned_runs(options, overrides)
-    rows, diverged = [], 0  # every config is checked above, before the first run trains
+    rows, diverged, all_summaries = [], 0, []  # every config is checked above, before the first run trains
     for name, runs in configs.items():
         summaries = [run_or_reuse(EXERCISE, cfg, train) for cfg in runs]
+        all_summaries += summaries
         diverged += sum(is_diverged(s) for s in summaries)
         rows.append(table1_row(name, summaries))
     stem = runs_root(next(iter(configs.values()))[0].run.runs_dir or None) / EXERCISE / "table1"
-    caption = "Table 1: CIFAR-10 architectures" + (f" (mean ± std over {options.seeds} seeds)" if options.seeds > 1 else "")
+    caption = ("Table 1: CIFAR-10 architectures" + (f" (mean ± std over {options.seeds} seeds)" if options.seeds > 1 else "")
+               + f"; {chosen_on([s for s in all_summaries])}")
     outputs = write_table(rows, stem, caption=caption)
     print(outputs[0].read_text())
     if diverged:
@@ -256,7 +258,7 @@ def cmd_train(cfg: CifarConfig) -> int:
     if (run_dir / "summary.json").is_file():
         s = read_summary(run_dir)
         print(f"{run_dir}: train acc {100 * s['train_acc']:.1f}%, test acc {100 * s['test_acc']:.1f}% "
-              f"(best epoch {s['best_epoch']} of {s['epochs']}, {s['wall_time_s']:.0f} s)")
+              f"(best epoch {s['best_epoch']} of {s['epochs']}, {chosen_on([s])}; {s['wall_time_s']:.0f} s)")
     return 0
 
 

@@ -61,7 +61,7 @@ from cnnlab.train.freeze import freeze, unfreeze, unfreeze_last
 from cnnlab.train.transfer import (Inputs, Outcome, Phase, feature_inputs, fit_phase, image_inputs,
                                    merge_phase_metrics, run_device)
 from cnnlab.viz.classification import classification_scores, plot_confusion
-from cnnlab.viz.comparisons import food_row
+from cnnlab.viz.comparisons import chosen_on, food_row
 from cnnlab.viz.tables import to_markdown, write_table
 
 EXERCISE = "food"
@@ -309,7 +309,8 @@ def compare(options: CompareOptions, overrides: dict[str, Any] | None = None) ->
     sentence = best_sentence(summaries)
     stem = runs_root(configs[0].run.runs_dir or None) / EXERCISE / "compare"
     caption = (f"Food-101, first {summaries[0]['num_classes']} classes: backbones, heads and strategies "
-               f"(test split, best checkpoint; Time is training time, frozen heads from cached features)")
+               f"(test split, best checkpoint, {chosen_on(summaries)}; Time is training time, frozen heads from "
+               f"cached features)")
     outputs = write_table([food_row(s) for s in summaries], stem, caption=caption)
     files.write_text(outputs[0], outputs[0].read_text() + f"\n{sentence}\n")
     print(outputs[0].read_text())
@@ -351,7 +352,7 @@ def cmd_train(cfg: FoodConfig) -> int:
     if (run_dir / "summary.json").is_file():
         s = read_summary(run_dir)
         print(f"{run_dir}: train acc {100 * s['train_acc']:.1f}%, test acc {100 * s['test_acc']:.1f}% "
-              f"(top-5 {100 * s['top5']:.1f}%; best epoch {s['best_epoch']} of {s['epochs']}, "
+              f"(top-5 {100 * s['top5']:.1f}%; best epoch {s['best_epoch']} of {s['epochs']}, {chosen_on([s])}; "
               f"{s['wall_time_s']:.0f} s)")
     return 0
 

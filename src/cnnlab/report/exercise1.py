@@ -7,7 +7,7 @@ from typing import Any
 
 from cnnlab.viz.curves import plot_curves
 from cnnlab.report.document import Document, Figure, Heading, Missing, Paragraph, Preformatted, Table
-from cnnlab.viz.comparisons import table1_row
+from cnnlab.viz.comparisons import chosen_on, table1_row
 from cnnlab.viz.tables import mean_std
 from cnnlab.report.runs import add_diverged, Entry, group_by_entry, load_runs
 
@@ -76,7 +76,8 @@ def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:
                       "epoch with the best monitored accuracy; train and test accuracy are those of that "
                       "checkpoint, re-evaluated on the full splits without augmentation."))
     doc.add(Table(table1_rows(entries), caption="Table 1: architectures, callbacks and accuracies"
-                  + (" (mean ± std over seeds)" if any(len(e.runs) > 1 for e in entries) else "")))
+                  + (" (mean ± std over seeds)" if any(len(e.runs) > 1 for e in entries) else "")
+                  + f"; {chosen_on([r.summary for e in entries for r in e.runs])}"))
     doc.add(Table(hyperparameter_rows(entries), caption="Hyper-parameters of each run"))
     text, facts = verdict(entries)
     doc.add(Paragraph(text))

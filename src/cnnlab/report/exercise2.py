@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cnnlab.viz.comparisons import food_label, food_row
+from cnnlab.viz.comparisons import chosen_on, food_label, food_row
 from cnnlab.viz.curves import plot_curves
 from cnnlab.report.document import Document, Figure, Heading, Missing, Paragraph, Table
 from cnnlab.report.runs import add_diverged, Run, load_runs
@@ -63,7 +63,8 @@ def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:
                       f"on the first {n} Food-101 classes. `frozen` trains only the head on cached features; "
                       f"`finetune` then unfreezes the last blocks at a lower learning rate; `scratch` trains the "
                       f"same architecture from random weights."))
-    doc.add(Table(comparison_rows(runs), caption="Backbones, heads and strategies (test split, best checkpoint)"))
+    doc.add(Table(comparison_rows(runs), caption="Backbones, heads and strategies (test split, best checkpoint, "
+                                                 f"{chosen_on([r.summary for r in runs])})"))
     doc.add(Paragraph(f"Best configuration: **{facts['best']}**, {100 * facts['best_test']:.1f}% test accuracy "
                       f"(top-5 {100 * facts['best_top5']:.1f}%). " + transfer_sentence(facts)))
     best = max(runs, key=lambda r: (r.summary["test_acc"], r.summary["top5"]))

@@ -11,6 +11,17 @@ from cnnlab.runs import is_diverged
 from cnnlab.viz.tables import fmt_acc, fmt_pct
 
 
+def chosen_on(summaries: list[dict[str, Any]]) -> str:
+    """Which split chose the checkpoints behind these test accuracies, in words a reader cannot miss:
+    a test accuracy whose epoch the test set chose is optimistic."""
+    splits = sorted({str(s.get("monitor", "test_acc")).split("_")[0] for s in summaries})
+    if splits == ["test"]:
+        return "best epoch chosen on test accuracy: an optimistic test figure"
+    if "test" in splits:
+        return "best epoch chosen on test accuracy for some runs (optimistic), on validation for others"
+    return "best epoch chosen on validation; test scored once"
+
+
 def duration(seconds: float) -> str:
     """Seconds below two minutes, minutes above."""
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
