@@ -126,7 +126,8 @@ def command_help(cmd: Command) -> str:
     usage = f"usage: {prog}" + (f" {cmd.positional.upper()}" if cmd.positional else "") + " [KEYS]"
     text = _options_help(cmd.config, prog)
     if cmd.every_run is not None:
-        text += f"\n\nKeys of `{prog.replace('compare', 'train')}`, applied to every run of the preset:\n"
+        text += (f"\n\nKeys of `{prog.replace('compare', 'train')}`, given here for every run of the preset "
+                 f"(the defaults shown are train's; the preset sets its own):\n")
         text += _options_help(cmd.every_run, prog)
     composed = any(cfgmod.parts(cls) for cls in (cmd.config, cmd.every_run) if cls)
     return f"{usage}\n\n{cmd.help}.\n\n{text}" + (f"\n\n{GRAMMAR}" if composed else "")

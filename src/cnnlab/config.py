@@ -230,7 +230,7 @@ def _shown(value: Any) -> str:
 
 def _help_text(leaf: Leaf) -> str:
     """The field's help and its default; an empty default says nothing (the help says what is derived)."""
-    if leaf.default in ("", None, {}) or leaf.default is dataclasses.MISSING:
+    if leaf.default in ("", None, {}, []) or leaf.default is dataclasses.MISSING:
         return leaf.help
     return f"{leaf.help} (default: {_shown(leaf.default)})"
 

@@ -270,8 +270,10 @@ class AEConfig:
 
 @dataclass
 class TableRun:
-    """The table's run: its name and folder, the seed, bars (it reuses or trains runs of its own; its
-    table is rebuilt from them, so it has nothing to resume or force)."""
+    """The table's run: its name and folder, the seed and the bars of the runs it trains.
+
+    It reuses or trains runs of its own and rebuilds its table from them: nothing to resume or force.
+    """
 
     name: str = field("", "name of the table (and of its run folder)")
     runs_dir: str = field("", "folder holding the runs (default: ./runs, or $CNNLAB_RUNS)")
@@ -322,8 +324,9 @@ class SvmConfig:
                "batch_size", "lr", "loss", "channels_last", "resume", "force")
 
     features: list[str] = field(["raw", "ae", "pca"], "feature kinds: raw, ae, pca")
-    ae_run: str = field("", "run folder of `cnnlab notmnist ae` whose encoder gives the codes (default: "
-                            "reuse, or train, the default `notmnist ae` of code_dim on the same data)")
+    ae_run: str = field("", "run folder of `cnnlab notmnist ae` whose encoder gives the codes (default: the "
+                            "newest finished `notmnist ae` run of code_dim on the same data and seed, else the "
+                            "default one, trained now)")
     code_dim: int = field(32, "code size of the autoencoder trained or reused when ae_run is not given")
     threads: int = field(1, THREADS_HELP)
     svm: SvmOptions = field(SvmOptions(), "the grid search")
