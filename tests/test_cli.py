@@ -203,3 +203,25 @@ def test_preset_files_of_earlier_versions_still_name_their_presets(tmp_path, mon
     assert preset_path("food", "configs/food/compare.yaml") == preset_path("food", "full")
     with pytest.raises(Exception, match="preset file not found"):
         preset_path("cifar", "configs/cifar/mine.yaml")
+
+
+@pytest.mark.parametrize("bad,message", [
+    (["--precision", "fp16"], "hardware: Lightning refuses"),
+    (["--accelerator", "tpuu"], "hardware: Lightning refuses"),
+    (["--seed", "-1"], "run.seed: must be at least 0"),
+    (["--force", "--resume"], "give one of them"),
+    (["--name", "a b"], "invalid run name 'a b'"),
+])
+def test_refused_settings_are_one_line_and_leave_no_run_folder(cifar_tree, tmp_path, bad, message, capsys):
+    args = ["cifar", "train", "--arch", "sequential", "--data-dir", str(cifar_tree), "--epochs", "1", *bad]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    runs = tmp_path / "runs" / "cifar"
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_help_piped_into_head_ends_quietly():
+    done = subprocess.run(f"{sys.executable} -m cnnlab cifar train --help | head -1", shell=True,
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.startswith("usage: cnnlab cifar train") and "Traceback" not in done.stderr

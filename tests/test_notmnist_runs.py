@@ -155,3 +155,11 @@ def test_svm_grid_is_log_spaced_and_an_edge_choice_is_announced(capsys):
     assert grid_edges(10.0, 1.0, grid) == []
     assert grid_edges(100.0, 0.5, grid) == ["C 100 is the highest tried", "gamma 0.5 is the lowest tried"]
     assert grid_edges(1.0, 1.0, SvmGrid([1.0], [1.0], 100, 2)) == []  # a single value is no edge
+
+
+def test_an_autoencoder_that_diverges_is_recorded_as_diverged(tiny, tmp_path, capsys):
+    """A NaN reconstruction is a divergence (exit 3, status diverged), not a crash inside the BCE loss."""
+    rc = main(["notmnist", "ae", "--data-dir", str(tiny), "--epochs", "2", "--batch-size", "16", "--lr", "1e999",
+               "--name", "boom", *QUIET])
+    assert rc == 3 and "training diverged" in capsys.readouterr().err
+    assert json.loads((runs(tmp_path) / "boom" / "summary.json").read_text())["status"] == "diverged"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import signal
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -190,6 +191,8 @@ def parse(cmd: Command, args: list[str]) -> tuple[Any, dict[str, Any], bool]:
                 raise ConfigError("--config: expected a YAML file")
             yaml_file = value.lstrip("\0")
         elif key == "config":  # a comparison's --config is its preset file (the name of earlier versions)
+            if any(k == "preset" for k, _ in options):
+                raise ConfigError("--config and --preset both name the preset: give one of them")
             kept.append(("preset", value))
         else:
             kept.append((key, value))
@@ -239,6 +242,8 @@ def run(cmd: Command, config: Any, every_run: dict[str, Any]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and hasattr(signal, "SIGPIPE"):  # `cnnlab ... | head`: stop quietly, as Unix tools do
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--version"]:
         print(f"cnnlab {__version__}")
@@ -254,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         word = rest[0] if rest else argv[0]
         choices = [" ".join(x.words[1:]) for x in COMMANDS if x.words[0] == group] if group else list(GROUPS)
+        if word.startswith("-"):
+            choices = ["--help", "--version"] if not group else ["--help"]
         print(f"cnnlab: error: unknown command {word!r}{did_you_mean(word, choices)}; "
               f"see `cnnlab {group + ' ' if group else ''}--help`", file=sys.stderr)
         return 2

@@ -359,6 +359,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         ConfigError: missing file, invalid YAML, or something other than a mapping at the top.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder: expected a YAML file")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
@@ -381,7 +383,7 @@ def load(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any]
         data = flatten(cls, retired(cls, read_yaml(path))) if path else {}
         build(cls, data)  # the file alone, so that its errors name it
     except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
+        raise ConfigError(str(e) if str(e).startswith(str(path)) else f"{path}: {e}") from None
     return build(cls, merge(cls, data, flatten(cls, overrides or {})))
 
 

@@ -12,6 +12,8 @@ asks to ``force`` (start over) or ``resume`` (continue in place).
 
 from __future__ import annotations
 
+import re
+
 import json
 import math
 import platform
@@ -40,8 +42,9 @@ def new_run_dir(exercise: str, name: str, *, runs_dir: str | Path | None = None,
         CnnlabError: an invalid name, or ``resume`` of a run that does not exist.
         DiskError: the runs folder cannot be written.
     """
-    if not name or "/" in name or name.startswith(".") or name in ("..",):
-        raise CnnlabError(f"invalid run name {name!r}: use letters, digits, '-' and '_'")
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]*", name or ""):
+        raise CnnlabError(f"invalid run name {name!r}: use letters, digits, '-', '_', '.', '+' and '=' "
+                          f"(no spaces, not starting with '.' or '-')")
     base = files.make_dirs(runs_root(runs_dir) / exercise)
     run = base / name
     if resume:

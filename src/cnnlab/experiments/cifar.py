@@ -181,14 +181,15 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str = "", d
         ConfigError: not a CIFAR-10 run folder, or no such split in the run. CheckpointError: best.ckpt unreadable.
     """
     run_dir = Path(run_dir)
-    recorded_summary(run_dir, EXERCISE)
+    summary = recorded_summary(run_dir, EXERCISE)
     cfg = cfgmod.load(CifarConfig, run_dir / "config.yaml",
                       {k: v for k, v in {"data.data_dir": data_dir, "data.data_root": data_root}.items() if v})
     if split == "val" and cfg.data.monitor != "val":
         raise ConfigError(f"{run_dir} has no val split (it monitored test): use --split test or train")
     part = make_splits(cfg.data, cfg.run.seed)[0].split(split)
+    precision = summary.get("hyperparameters", {}).get("precision", "32-true")  # as summary.json was scored
     logits, targets = predict_logits(best_model(cfg, run_dir / "checkpoints" / "best.ckpt"), eval_loader(cfg, part),
-                                     flip_tta=cfg.flip_tta)
+                                     flip_tta=cfg.flip_tta, precision=precision)
     return {"split": split, "images": len(part), "acc": accuracy(logits, targets), "top5": accuracy(logits, targets, k=5)}
 
 

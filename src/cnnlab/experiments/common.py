@@ -16,7 +16,7 @@ from cnnlab.errors import CheckpointError, ConfigError, TrainingDiverged
 from cnnlab.paths import runs_root
 from cnnlab.runs import environment, is_diverged, is_finished, new_run_dir, read_summary, write_summary
 from cnnlab.train.checkpoint import read_checkpoint, recorded_state
-from cnnlab.train.engine import child_of_launcher
+from cnnlab.train.engine import check_hardware, child_of_launcher
 from cnnlab.experiments.configs import name_of, run_name
 from cnnlab.train.options import RunOptions
 
@@ -41,6 +41,8 @@ def open_run(exercise: str, cfg: Any, run: RunOptions) -> Path:
     inherited = os.environ.get("CNNLAB_RUN_DIR")
     if inherited and child_of_launcher():
         return Path(inherited)
+    if getattr(cfg, "hardware", None) is not None:
+        check_hardware(cfg.hardware)  # before the folder exists: a refused setting leaves nothing behind
     run_dir = new_run_dir(exercise, name_of(cfg), runs_dir=run.runs_dir or None, force=run.force, resume=run.resume)
     if run.resume:
         check_resume(cfg, run_dir)

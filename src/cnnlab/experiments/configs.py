@@ -281,6 +281,9 @@ class TableRun:
     logger: Literal["none", "csv", "tensorboard"] = field("csv", "Lightning logger of the runs it trains")
     progress: bool = field(True, "progress bars on stderr, when it is a terminal")
 
+    def __post_init__(self) -> None:
+        at_least(self.seed, 0, "run.seed")
+
 
 @dataclass
 class SweepConfig:

@@ -50,6 +50,10 @@ class AutoencoderModule(pl.LightningModule):
         # BCE is not autocast-safe and PSNR needs full precision: score in float32 whatever the precision.
         with torch.autocast(self.device.type, enabled=False):
             reconstruction = reconstruction.float()
+            if not bool(torch.isfinite(reconstruction).all()):  # BCE would raise: let FiniteLoss report it
+                loss = (reconstruction * float("nan")).sum()
+                self.sums.add(split, torch.full((4,), float("nan"), device=loss.device))
+                return loss
             loss = self.loss_fn(reconstruction, target)
             squared_error = F.mse_loss(reconstruction.detach(), target, reduction="sum")
         n = float(len(target))

@@ -24,7 +24,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, TQDMProgressBar
 
-from cnnlab.errors import CnnlabError, TrainingDiverged, TrainingInterrupted
+from cnnlab.errors import CnnlabError, ConfigError, TrainingDiverged, TrainingInterrupted
 from cnnlab.train.options import Hardware, RunOptions
 from cnnlab.train.checkpoint import (AtomicCheckpointIO, EpochRecord, ResumableCSVLogger,
                                      read_checkpoint, recorded_state)
@@ -51,7 +51,7 @@ class FitResult:
     epochs: int
     wall_time_s: float
     precision: str = "32-true"  # what the Trainer used
-    precision_reason: str = ""  # why (``auto`` resolved for this machine, or as asked)
+    precision_reason: str = ""  # why (``auto`` resolved for this machine, or as set)
     is_global_zero: bool = True
 
 
@@ -74,7 +74,7 @@ def resolve_precision(precision: str, accelerator: str = "auto") -> str:
 def precision_choice(precision: str, accelerator: str = "auto") -> tuple[str, str]:
     """The Lightning precision that ``precision`` means here, and why (printed once per run)."""
     if precision != "auto":
-        return precision, "as asked"
+        return precision, "as set"
     on_cuda = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
     if on_cuda:
         if torch.cuda.is_bf16_supported():
@@ -182,6 +182,27 @@ class Length:
 
     epochs: int
     patience: int = 0
+
+
+def check_hardware(hardware: Hardware) -> None:
+    """Fail before any run folder exists when Lightning would refuse ``hardware`` (an unknown precision,
+    accelerator or strategy, a GPU asked for on a machine without one, ...).
+
+    Raises:
+        ConfigError: naming the setting, with Lightning's reason.
+    """
+    quiet_lightning()
+    try:
+        pl.Trainer(accelerator=hardware.accelerator, devices=_devices(hardware.devices), num_nodes=hardware.num_nodes,
+                   strategy=hardware.strategy, precision=resolve_precision(hardware.precision, hardware.accelerator),
+                   logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    except CnnlabError:
+        raise
+    except Exception as e:  # ValueError, MisconfigurationException, ...: all mean "not a setting Lightning takes"
+        reason = " ".join(str(e).split())
+        raise ConfigError(f"hardware: Lightning refuses accelerator={hardware.accelerator!r}, devices="
+                          f"{hardware.devices!r}, num_nodes={hardware.num_nodes}, strategy={hardware.strategy!r}, "
+                          f"precision={hardware.precision!r}: {reason}") from None
 
 
 def make_trainer(run: RunOptions, hardware: Hardware, length: Length, run_dir: Path, *, monitor: str, mode: str,

@@ -26,6 +26,12 @@ class RunOptions:
     logger: Literal["none", "csv", "tensorboard"] = field("csv", "Lightning logger writing into the run folder")
     progress: bool = field(True, "progress bars on stderr, when it is a terminal")
 
+    def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise ConfigError(f"run.seed: must be at least 0, got {self.seed}")
+        if self.force and self.resume:
+            raise ConfigError("run: --force replaces a run and --resume continues it: give one of them")
+
 
 @dataclass
 class Hardware:
