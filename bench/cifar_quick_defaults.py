@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import tempfile
 
@@ -22,15 +21,10 @@ import _common
 from cnnlab.config import build
 from cnnlab.experiments import cifar
 from cnnlab.experiments.cifar import CifarConfig
+from cnnlab.viz.tables import wilson_interval
 from cnnlab.models import list_models
 
 PREVIOUS = {"optimizer": "sgd", "lr": 0.05, "weight_decay": 5e-4, "crop_padding": 4, "batch_size": 64}
-
-
-def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
 
 
 def main() -> None:
@@ -52,7 +46,7 @@ def main() -> None:
                     cfg = build(CifarConfig, arch=arch, data_dir=str(data), epochs=2, limit_train=2000, limit_test=1000,
                                       precision=precision, seed=seed, progress=False, logger="none", **changes)
                     s = json.loads((cifar.train(cfg) / "summary.json").read_text())
-                    low, high = wilson(s["test_acc"], s["test_images"])
+                    low, high = wilson_interval(s["test_acc"], s["test_images"])
                     worst[recipe] = min(worst[recipe], s["test_acc"])
                     cells.append(f"{100 * s['test_acc']:>10.1f} {f'[{100 * low:.1f}, {100 * high:.1f}]':>13}")
                 print(f"{arch:<14} {precision:<11} {cells[0]} {' ' + cells[1]}", flush=True)
