@@ -85,3 +85,24 @@ def test_html_renders_in_headless_chromium(all_runs, tmp_path):
     keep = os.environ.get("CNNLAB_SCREENSHOT_DIR")
     if keep:
         shutil.copy(shot, Path(keep) / "report.png")
+
+
+def test_each_section_shows_the_newest_qualifying_run_and_names_it(all_runs, tmp_path):
+    """Not the alphabetically first or last: the run finished last, named in the report."""
+    import json
+    import time
+
+    runs, _ = all_runs
+    older = runs / "notmnist" / "dense-ae-32-s0"
+    newer = runs / "notmnist" / "a-dense-ae-32-rerun"  # sorts first, finished last
+    shutil.copytree(older, newer)
+    summary = json.loads((newer / "summary.json").read_text())
+    summary.update(name=newer.name, test_psnr=17.5)
+    time.sleep(0.01)
+    (newer / "summary.json").write_text(json.dumps(summary))
+    _, md = build(runs, tmp_path / "report")
+    text = md.read_text()
+    assert "Run `a-dense-ae-32-rerun`" in text and "PSNR 17.50 dB" in text
+    os.utime(older / "summary.json")  # now the other one finished last
+    _, md = build(runs, tmp_path / "report2")
+    assert "Run `dense-ae-32-s0`" in md.read_text()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.report.document import Document, Figure, Heading, Missing, Paragraph, Preformatted, Table
-from cnnlab.report.runs import add_diverged, Run, load_runs
+from cnnlab.report.runs import add_diverged, Run, load_runs, newest
 
 HOW = "Run `cnnlab notmnist ae`, `ae-sweep`, `svm` and `denoise` (or `cnnlab lab`)."
 
@@ -28,11 +28,13 @@ def dense_section(doc: Document, ae_runs: list[Run], facts: dict[str, Any]) -> N
     if not ae_runs:
         doc.add(Missing("no dense autoencoder run", HOW))
         return
-    main = next((r for r in ae_runs if r.summary.get("code_dim") == 32), ae_runs[0])
+    lab_code = [r for r in ae_runs if r.summary.get("code_dim") == 32]  # the lab's code size, when it was run
+    main = newest(lab_code or ae_runs)
     s = main.summary
     facts.update(ae_code=s["code_dim"], ae_psnr=s["test_psnr"], ae_mse=s["test_mse"], ae_ssim=s.get("test_ssim"),
                  ae_epochs=s["epochs"], ae_decoder_bytes=s.get("decoder_bytes_float32"))
-    doc.add(Paragraph(f"784 -> {s['code_dim']} (ReLU) -> 784 (sigmoid); encoder, decoder and autoencoder are three "
+    doc.add(Paragraph(f"Run `{main.name}`. 784 -> {s['code_dim']} (ReLU) -> 784 (sigmoid); encoder, decoder and "
+                      f"autoencoder are three "
                       f"models sharing one set of weights. {s['epochs']} epochs, {s['hyperparameters']['loss']} loss, "
                       f"Adam, batch {s['hyperparameters']['batch_size']}: test MSE {s['test_mse']:.4f}, "
                       f"PSNR {s['test_psnr']:.2f} dB, SSIM {s.get('test_ssim', float('nan')):.3f}."))
@@ -67,9 +69,11 @@ def svm_section(doc: Document, svm_runs: list[Run], facts: dict[str, Any]) -> No
     if not svm_runs:
         doc.add(Missing("no SVM run", "Run `cnnlab notmnist svm`"))
         return
-    s = svm_runs[-1].summary
+    shown = newest(svm_runs)
+    s = shown.summary
     doc.add(Table([{k: _fmt(v) for k, v in r.items()} for r in s["rows"]],
-                  caption=f"RBF SVM (standardised features, C and gamma cross-validated): {s['train_images']} "
+                  caption=f"Run `{shown.name}`: RBF SVM (standardised features, C and gamma cross-validated): "
+                          f"{s['train_images']} "
                           f"train, {s['test_images']} test images"))
     facts["svm"] = {r["features"]: r for r in s["rows"]}
 
@@ -79,7 +83,7 @@ def denoise_section(doc: Document, dae_runs: list[Run], facts: dict[str, Any]) -
     if not dae_runs:
         doc.add(Missing("no denoising run", "Run `cnnlab notmnist denoise`"))
         return
-    run = dae_runs[-1]
+    run = newest(dae_runs)
     s = run.summary
     facts.update(dae_gain=s["psnr_gain_db"], dae_noisy_psnr=s["noisy_psnr"], dae_psnr=s["test_psnr"],
                  dae_code=s.get("code", ""), dae_noise=s.get("noise"), dae_epochs=s["epochs"])
@@ -93,7 +97,7 @@ def denoise_section(doc: Document, dae_runs: list[Run], facts: dict[str, Any]) -
          "SSIM": f"{s.get('noisy_ssim', float('nan')):.3f}"},
         {"Images": "denoised vs clean", "MSE": f"{s['test_mse']:.4f}", "PSNR dB": f"{s['test_psnr']:.2f}",
          "SSIM": f"{s.get('test_ssim', float('nan')):.3f}"},
-    ], caption=f"Denoising on the test set, noise {s.get('noise')}, after {s['epochs']} epochs: "
+    ], caption=f"Run `{run.name}`: denoising on the test set, noise {s.get('noise')}, after {s['epochs']} epochs: "
                f"gain {s['psnr_gain_db']:+.2f} dB"))
 
 

@@ -37,6 +37,11 @@ class Entry:
         return [float(r.summary[key]) for r in self.runs if r.summary.get(key) is not None]
 
 
+def newest(runs: list[Run]) -> Run:
+    """The run finished last (its summary written last): the one a section shows when several qualify."""
+    return max(runs, key=lambda r: (r.path / "summary.json").stat().st_mtime_ns)
+
+
 def load_runs(runs_dir: Path, exercise: str) -> list[Run]:
     base = Path(runs_dir) / exercise
     runs = []
