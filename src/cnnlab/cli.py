@@ -167,10 +167,8 @@ def _owner(cmd: Command, raw: str) -> type:
                 return cls
             except ConfigError:
                 pass
-    names = [n for cls in (cmd.config, cmd.every_run) if cls for n in cfgmod.flag_names(cls)]
-    hint = did_you_mean(raw if "." in raw else raw.replace("_", "-"), names)
-    raise ConfigError(f"unknown option --{raw}{hint.replace(chr(39), '--', 1).replace(chr(39), '', 1)}"
-                      f" (`cnnlab {' '.join(cmd.words)} --help` lists them)")
+    hint = cfgmod.suggest_flag(raw, *(cls for cls in (cmd.config, cmd.every_run) if cls))
+    raise ConfigError(f"unknown option --{raw}{hint} (`cnnlab {' '.join(cmd.words)} --help` lists them)")
 
 
 def parse(cmd: Command, args: list[str]) -> tuple[Any, dict[str, Any], bool]:

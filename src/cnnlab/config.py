@@ -477,6 +477,12 @@ def flag_names(cls: type) -> list[str]:
     return [k if "." in k else k.replace("_", "-") for k in [*leaves(cls), *shorthands(cls)]]
 
 
-def _suggest(cls: type, raw: str) -> str:
-    close = did_you_mean(raw if "." in raw else raw.replace("_", "-"), flag_names(cls))
+def suggest_flag(raw: str, *classes: type) -> str:
+    """' (did you mean --x?)' for an unknown option ``--raw`` among the options of ``classes``, else ''."""
+    names = [n for cls in classes for n in flag_names(cls)]
+    close = did_you_mean(raw if "." in raw else raw.replace("_", "-"), names)
     return close.replace("'", "--", 1).replace("'", "", 1) if close else ""
+
+
+def _suggest(cls: type, raw: str) -> str:
+    return suggest_flag(raw, cls)

@@ -78,7 +78,7 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def fmt_pct(values: list[float]) -> str:
-    """Accuracies (fractions) as '91.2' or, over several seeds, '91.2 ± 0.3'."""
+    """Accuracies (fractions) as percent with one decimal, over several seeds as 'MEAN ± STD'."""
     mean, std = mean_std([100 * v for v in values])
     return f"{mean:.1f} ± {std:.1f}" if len(values) > 1 else f"{mean:.1f}"
 
@@ -93,8 +93,8 @@ def wilson_interval(accuracy: float, n: int, confidence: float = 0.95) -> tuple[
 
 
 def fmt_acc(values: list[float], n: int | None) -> str:
-    """Test accuracies (fractions) with their uncertainty: one run on ``n`` images as '77.0 [74.5, 79.2]'
-    (95% Wilson interval); several seeds as mean ± sample std ('91.2 ± 0.3'); no ``n``: the value alone."""
+    """Test accuracies (fractions) with their uncertainty: one run on ``n`` images as 'ACC [LOW, HIGH]'
+    (95% Wilson interval); several seeds as mean ± sample std ('MEAN ± STD'); no ``n``: the value alone."""
     if len(values) != 1 or not n:
         return fmt_pct(values)
     low, high = wilson_interval(values[0], n)
