@@ -21,7 +21,7 @@ import _common
 from cnnlab.config import build
 from cnnlab.experiments import cifar
 from cnnlab.experiments.cifar import CifarConfig
-from cnnlab.viz.tables import wilson_interval
+from cnnlab.stats import wilson_interval
 from cnnlab.models import list_models
 
 PREVIOUS = {"optimizer": "sgd", "lr": 0.05, "weight_decay": 5e-4, "crop_padding": 4, "batch_size": 64}

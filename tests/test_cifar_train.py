@@ -33,7 +33,7 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 
 def test_run_folder_contract_and_best_checkpoint(cifar_tree):
-    run_dir = cifar.train(tiny_config(cifar_tree))
+    run_dir = cifar.train(tiny_config(cifar_tree, monitor="test"))  # as the lab asks
     for name in ("config.yaml", "metrics.csv", "checkpoints/best.ckpt", "checkpoints/last.ckpt",
                  "model_summary.txt", "architecture.svg", "summary.json"):
         assert (run_dir / name).is_file(), name
@@ -47,7 +47,7 @@ def test_run_folder_contract_and_best_checkpoint(cifar_tree):
     best_acc = max(float(r["test_acc"]) for r in rows)
     assert summary["best_epoch"] == next(int(r["epoch"]) for r in rows if float(r["test_acc"]) == best_acc)
     # best.ckpt holds the best monitored accuracy, and reloading it reproduces that accuracy
-    cfg = tiny_config(cifar_tree)
+    cfg = tiny_config(cifar_tree, monitor="test")
     model = load_model_weights(cifar.build_model(cfg.arch, cfg.model), run_dir / "checkpoints" / "best.ckpt")
     splits, _ = cifar.make_splits(cfg.data, cfg.run.seed)
     loader = cifar.TensorLoader(splits.test.x, splits.test.y, 100, transform=cifar.eval_transform(cfg))
@@ -62,7 +62,10 @@ def test_default_recipe_learns_the_tiny_task(cifar_tree, precision, seed):
     # Each class is one colour plus noise: any classifier should fit it. 30 epochs of 3 batches is 90
     # steps. The default recipe fits it in both precisions with room to spare over 0.95, while the
     # previous one (SGD 0.05) stalled well below it: the margin is in the closing note of issue 9.
-    run_dir = cifar.train(tiny_config(cifar_tree, epochs=30, precision=precision, seed=seed))
+    # What learns is measured on all 60 training images, with the last epoch's weights winning ties: a
+    # val split of 6 images reaches 100% early and, ties keeping the earlier epoch, would pick that one.
+    run_dir = cifar.train(tiny_config(cifar_tree, epochs=30, precision=precision, seed=seed, monitor="test",
+                                      val_fraction=0.0))
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["hyperparameters"]["precision"] == precision
     assert summary["train_acc"] >= 0.95, summary["train_acc"]
@@ -122,7 +125,8 @@ runs:
 """)
     assert main(["cifar", "compare", "--config", str(config), "--seeds", "2"]) == 0
     table = (Path(os.environ["CNNLAB_RUNS"]) / "cifar" / "table1.md").read_text()
-    assert "| Model | Architecture | Callback | Acc. train % | Acc. test % |" in table
+    assert ("| Model | Architecture | Callback | Acc. train % | Acc. test % (epoch chosen on test: optimistic) | "
+            "Acc. test % (epoch chosen on val) |") in table
     assert "Residual[" in table and "±" in table
     for suffix in (".csv", ".tex"):
         assert (Path(os.environ["CNNLAB_RUNS"]) / "cifar" / f"table1{suffix}").is_file()

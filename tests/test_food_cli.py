@@ -75,7 +75,7 @@ def test_compare_writes_table_and_reuses_runs(food, tmp_path, capsys):
     assert main(["food", "compare", "--config", str(config), "--data-dir", str(food)]) == 0
     table = (tmp_path / "runs" / "food" / "compare.md").read_text()
     assert "| Backbone | Head | Strategy | Trainable params | Epochs | Time | Acc. train % | Acc. test % | Top-5 % |" in table
-    assert "Best configuration: efficientnet_lite0 with a " in table
+    assert "Best configuration, chosen on validation accuracy: **efficientnet_lite0 + " in table
     for suffix in (".csv", ".tex"):
         assert (tmp_path / "runs" / "food" / f"compare{suffix}").is_file()
     capsys.readouterr()
@@ -117,4 +117,8 @@ def test_evaluate_rescores_the_best_checkpoint(food, tmp_path, capsys):
     assert main(["food", "evaluate", str(tmp_path / "runs" / "food" / "ev"), "--split", "test"]) == 0
     out = capsys.readouterr().out
     assert f"test top-1 {100 * summary['test_acc']:.1f}%" in out and out.count("\n") == 1
-    assert main(["food", "evaluate", str(tmp_path / "runs" / "food" / "ev"), "--split", "val"]) == 2
+    capsys.readouterr()
+    assert main(["food", "evaluate", str(tmp_path / "runs" / "food" / "ev"), "--split", "val"]) == 0
+    assert f"val top-1 {100 * summary['best_monitored']:.1f}%" in capsys.readouterr().out  # what chose it
+    assert main(["food", "train", "--data-dir", str(food), "--name", "noval", "--val-fraction", "0", *FAST]) == 0
+    assert main(["food", "evaluate", str(tmp_path / "runs" / "food" / "noval"), "--split", "val"]) == 2

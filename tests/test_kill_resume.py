@@ -22,7 +22,7 @@ HELPER = Path(__file__).with_name("kill_helper.py")
 
 def settings(data_dir: Path) -> dict:
     return dict(arch="sequential", model={"widths": [8, 16, 32], "dense": [32]}, data_dir=str(data_dir), epochs=3,
-                batch_size=16, progress=False, logger="csv", name="k")
+                batch_size=16, progress=False, logger="csv", name="k", monitor="test")
 
 
 @pytest.mark.parametrize("point", ["mid-epoch", "checkpoint-write", "best-copy", "final-eval"])

@@ -1,7 +1,7 @@
 """The import contract: layers import one way, and the two leaves (data, models) and viz import none of
 each other. Every ``import cnnlab...`` counts, also those inside functions (they run too).
 
-    base (errors, files, paths, registry, config, metrics, runs: the run-folder contract)
+    base (errors, files, paths, registry, config, metrics, stats, runs: the run-folder contract)
       <- data | models | viz   (independent leaves)
       <- train <- experiments <- report <- lab, cache_command, cli (top)
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "cnnlab"
-BASE = {"cnnlab", "cnnlab.errors", "cnnlab.files", "cnnlab.paths", "cnnlab.registry", "cnnlab.config", "cnnlab.metrics",
+BASE = {"cnnlab", "cnnlab.errors", "cnnlab.files", "cnnlab.paths", "cnnlab.registry", "cnnlab.config", "cnnlab.metrics", "cnnlab.stats",
         "cnnlab.runs"}
 RANK = {"data": 1, "models": 1, "viz": 1, "train": 2, "experiments": 3, "report": 4, "lab": 5, "cli": 5, "__main__": 5,
         "cache_command": 5}

@@ -42,7 +42,8 @@ def test_ae_writes_a_complete_run_folder(tiny, tmp_path):
     assert 0 < summary["test_psnr"] < 60 and 0 < summary["test_mse"] < 1
     with (run / "metrics.csv").open() as f:
         row = next(csv.DictReader(f))
-    assert {"train_loss", "test_loss", "test_mse", "test_psnr"} <= set(row)
+    assert {"train_loss", "val_loss", "val_mse", "val_psnr"} <= set(row) and "test_loss" not in row
+    assert summary["monitor"] == "val_loss" and summary["test_loss"] > 0  # val chose; test scored once
     assert (run / "figures" / "reconstructions.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -54,7 +55,8 @@ def test_denoise_scores_noisy_and_denoised(tiny, tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["noise"] == "saltpepper:0.2"
     assert summary["psnr_gain_db"] == pytest.approx(summary["test_psnr"] - summary["noisy_psnr"])
-    assert "6272" in summary["code"]
+    assert "6272" in summary["code"] and summary["code_values"] == 6272 and summary["code_shape"] == [128, 7, 7]
+    assert summary["monitor"] == "val_loss"
     assert (run / "figures" / "denoising.png").is_file() and (run / "denoising.md").is_file()
 
 

@@ -136,7 +136,7 @@ def test_resume_keeps_every_epoch_in_every_log(cifar_tree):
     assert main(train_args(cifar_tree, "--epochs", "4", "--name", "r", "--logger", "csv", "--resume")) == 0
     run = runs() / "r"
     assert [int(r["epoch"]) for r in rows(run / "metrics.csv")] == [1, 2, 3, 4]
-    logged = {int(float(r["epoch"])) for r in rows(run / "logs" / "metrics.csv") if r.get("test_acc")}
+    logged = {int(float(r["epoch"])) for r in rows(run / "logs" / "metrics.csv") if r.get("val_acc")}
     assert logged == {0, 1, 2, 3}  # Lightning's own log counts from 0; no epoch lost to a resume
     assert "epochs: 4" in (run / "config.yaml").read_text()  # the applied change is recorded
     assert json.loads((run / "summary.json").read_text())["epochs"] == 4

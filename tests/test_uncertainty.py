@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from cnnlab.viz.comparisons import food_row, table1_row
-from cnnlab.viz.tables import fmt_acc, wilson_interval
+from cnnlab.viz.comparisons import (TEST_ON_TEST, TEST_ON_VAL, food_choice, food_row, ranking, table1_row,
+                                    table1_verdict)
+from cnnlab.stats import difference, wilson_interval
+from cnnlab.viz.tables import fmt_acc
 
 
 def test_one_run_on_n_images_carries_its_wilson_interval():
@@ -20,11 +22,19 @@ def test_several_seeds_show_mean_and_spread_and_no_count_shows_the_value():
     assert fmt_acc([0.9], None) == "90.0"
 
 
+def cifar_summary(test_acc: float = 0.45, monitor: str = "test_acc", val_chosen: dict | None = None, **more) -> dict:
+    return {"architecture": "a", "callback": "c", "train_acc": 0.5, "test_acc": test_acc, "params": 1, "epochs": 2,
+            "best_epoch": 2, "hyperparameters": {"optimizer": "adamw", "lr": 1e-3, "batch_size": 32},
+            "wall_time_s": 3.0, "test_images": 1000, "monitor": monitor, "val_chosen": val_chosen, **more}
+
+
 def test_table_rows_use_the_test_image_count_of_the_run():
-    cifar = {"architecture": "a", "callback": "c", "train_acc": 0.5, "test_acc": 0.45, "params": 1, "epochs": 2,
-             "best_epoch": 2, "hyperparameters": {"optimizer": "adamw", "lr": 1e-3, "batch_size": 32},
-             "wall_time_s": 3.0, "test_images": 1000}
-    assert table1_row("m", [cifar])["Acc. test %"] == fmt_acc([0.45], 1000)
+    row = table1_row("m", [cifar_summary(0.45, "test_acc", {"epoch": 1, "val_acc": 0.4, "test_acc": 0.43})])
+    assert row[TEST_ON_TEST] == fmt_acc([0.45], 1000)
+    assert row[TEST_ON_VAL] == fmt_acc([0.43], 1000)  # the honest figure beside the lab's
+    on_val = table1_row("m", [cifar_summary(0.43, "val_acc", {"epoch": 1, "val_acc": 0.4, "test_acc": 0.43})])
+    assert on_val[TEST_ON_TEST] == "-" and on_val[TEST_ON_VAL] == fmt_acc([0.43], 1000)
+    assert table1_row("m", [cifar_summary(0.45)])[TEST_ON_VAL] == "-"  # no val held out: no honest figure
     food = {"backbone": "b", "head": "linear", "strategy": "frozen", "trainable_params": 10, "epochs": 2,
             "best_epoch": 1, "wall_time_s": 5.0, "train_acc": 0.9, "test_acc": 0.77, "top5": 0.95, "test_images": 1250}
     assert food_row(food)["Acc. test %"] == fmt_acc([0.77], 1250) and "[" in food_row(food)["Acc. test %"]
@@ -36,3 +46,52 @@ def test_every_test_figure_says_which_split_chose_its_epoch():
     assert "chosen on test accuracy: an optimistic" in chosen_on([{"monitor": "test_acc"}])
     assert chosen_on([{"monitor": "val_acc"}]) == "best epoch chosen on validation; test scored once"
     assert "for some runs" in chosen_on([{"monitor": "val_acc"}, {"monitor": "test_acc"}])
+
+
+def test_difference_of_single_runs_is_newcombe_and_of_seeds_is_welch():
+    clear = difference([0.80], [0.70], 1000, 1000)
+    assert clear.method.startswith("Newcombe") and 0.05 < clear.low < clear.diff < clear.high < 0.15
+    assert not clear.within_noise
+    close = difference([0.80], [0.79], 1000, 1000)
+    assert close.within_noise and close.low < 0 < close.high
+    welch = difference([0.80, 0.81, 0.79], [0.70, 0.71, 0.69], 1000, 1000)
+    assert welch.method.startswith("Welch") and not welch.within_noise
+    noisy = difference([0.80, 0.60, 0.70], [0.69, 0.71, 0.70], 1000, 1000)
+    assert noisy.within_noise  # same mean gap as nothing, huge seed spread
+    assert difference([0.8], [0.7]).within_noise and "unknown" in difference([0.8], [0.7]).text()
+
+
+def test_a_ranking_says_within_noise_exactly_when_the_interval_covers_zero():
+    text, facts = ranking([("a", [0.80], 1000), ("b", [0.79], 1000)], "test accuracy")
+    assert "within noise" in text and facts["within_noise"]
+    text, facts = ranking([("a", [0.80], 1000), ("b", [0.70], 1000)], "test accuracy")  # swap the numbers
+    assert "within noise" not in text and "ahead of b" in text and not facts["within_noise"]
+    text, _ = ranking([("b", [0.70], 1000), ("a", [0.80], 1000)], "test accuracy")
+    assert text.startswith("**a** has the highest")  # order of candidates does not matter
+
+
+def test_table1_verdict_chooses_on_validation_when_every_run_has_it():
+    seq = cifar_summary(0.60, "test_acc", {"epoch": 2, "val_acc": 0.5, "test_acc": 0.50})
+    res = cifar_summary(0.55, "test_acc", {"epoch": 2, "val_acc": 0.6, "test_acc": 0.58})
+    text, facts = table1_verdict([("sequential", [seq]), ("residual", [res])])
+    # On test, sequential (60%) beats residual (55%); on the epochs val chose, residual (58%) beats it (50%).
+    assert facts["chosen_on"] == "val" and facts["best"] == "residual" and "epoch chosen on validation" in text
+    assert "sequential baseline reaches 50.0%" in text
+    old = cifar_summary(0.55, "test_acc", None)  # a run without val: the verdict falls back, and says so
+    text, facts = table1_verdict([("sequential", [seq]), ("residual", [old])])
+    assert facts["chosen_on"] == "test" and "optimistic" in text and facts["best"] == "sequential"
+
+
+def food_summary(label: str, val: float, test: float, monitor: str = "val_acc") -> dict:
+    return {"backbone": label, "head": "linear", "strategy": "frozen", "trainable_params": 10, "epochs": 2,
+            "best_epoch": 1, "wall_time_s": 5.0, "train_acc": 0.9, "test_acc": test, "top5": 0.95,
+            "test_images": 1250, "val_images": 375, "monitor": monitor, "best_monitored": val, "num_classes": 10}
+
+
+def test_the_best_food_configuration_is_chosen_on_validation_not_test():
+    a, b = food_summary("a", val=0.90, test=0.70), food_summary("b", val=0.70, test=0.80)
+    best, text = food_choice([a, b])
+    assert best is a and "chosen on validation" in text and "Its test accuracy: 70.0%" in text
+    a_test, b_test = food_summary("a", 0.9, 0.70, "test_acc"), food_summary("b", 0.7, 0.80, "test_acc")
+    best, text = food_choice([a_test, b_test])
+    assert best is b_test and "optimistic" in text

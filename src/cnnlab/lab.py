@@ -72,7 +72,7 @@ def run_notmnist(section: dict[str, Any], runs_dir: str, common: dict[str, Any])
     if "svm" in section:
         nm.svm_or_reuse(make(configs.SvmConfig, "svm"))
     if "denoise" in section:
-        cfg, finished = reuse_or_resume("notmnist", make(configs.DenoiseConfig, "denoise"))
+        cfg, finished = reuse_or_resume("notmnist", make(configs.DenoiseConfig, "denoise"), nm.data_fingerprint)
         if finished is not None:
             print(f"cnnlab: reusing finished run {finished}")
         else:

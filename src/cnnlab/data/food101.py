@@ -193,9 +193,10 @@ def _decoded_split(root: Path, split: str, classes: list[str], per_class_limit: 
 def load(data_dir: str | Path | None = None, data_root: str | Path | None = None, *,
          num_classes: int = DEFAULT_NUM_CLASSES, per_class_limit: int = 0, val_fraction: float = 0.0,
          image_size: int = 256, interpolation: str = "bicubic",
-         download: bool = True, fewer_ok: bool = False) -> Dataset:
+         download: bool = True, fewer_ok: bool = False, eval_seed: int = EVAL_SEED) -> Dataset:
     """The first ``num_classes`` classes (all there are when ``fewer_ok`` and there are fewer), official
-    train/test split, optional class-balanced val split (``val_fraction`` of train, held out of train),
+    train/test split, optional class-balanced val split (``val_fraction`` of train, held out of train,
+    drawn by ``eval_seed``),
     each split at most ``per_class_limit`` per class; images uint8 (N, 3, image_size, image_size), the
     shorter side resized with ``interpolation`` and center-cropped. ``source`` is the food-101 folder read.
 
@@ -210,5 +211,5 @@ def load(data_dir: str | Path | None = None, data_root: str | Path | None = None
     test = _decoded_split(folder, "test", classes, per_class_limit, image_size, interpolation)
     val = None
     if val_fraction > 0:
-        train, val = hold_out(train, val_fraction, EVAL_SEED)
+        train, val = hold_out(train, val_fraction, eval_seed)
     return Dataset(train, test, tuple(classes), folder, val)

@@ -81,7 +81,20 @@ def hold_out(split: Split, fraction: float, seed: int = 0) -> tuple[Split, Split
     return split.take(kept), split.take(held)
 
 
-def subsets(data: Dataset, *, limit_train: int = 0, limit_test: int = 0, seed: int = 0) -> Dataset:
-    """``data`` with class-balanced subsets of its train split (drawn by ``seed``) and test split (drawn
-    by ``EVAL_SEED``, the same images whatever the run's seed); 0 keeps the whole split."""
-    return replace(data, train=subset(data.train, limit_train, seed), test=subset(data.test, limit_test, EVAL_SEED))
+def subsets(data: Dataset, *, limit_train: int = 0, limit_test: int = 0, seed: int = 0,
+            eval_seed: int = EVAL_SEED, val_fraction: float = 0.0) -> Dataset:
+    """``data`` with class-balanced subsets: the test split's (``limit_test``) and the val split's drawn by
+    ``eval_seed``, the same images whatever the run's seed; only the training subset follows ``seed``.
+    0 keeps the whole split.
+
+    With ``val_fraction``, val is that fraction of ``limit_train`` (of the whole train split when 0),
+    held out of the whole train split first; the training subset (``limit_train`` minus val) is then
+    drawn from the rest, so train and val together are ``limit_train`` images and never overlap.
+    """
+    train, val = data.train, None
+    if val_fraction > 0:
+        size = limit_train if 0 < limit_train < len(train) else len(train)
+        train, val = hold_out(train, val_fraction * size / len(train), seed=eval_seed)
+        limit_train = max(limit_train - len(val), 1) if limit_train else 0
+    return replace(data, train=subset(train, limit_train, seed), test=subset(data.test, limit_test, eval_seed),
+                   val=val)

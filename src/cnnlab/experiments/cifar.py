@@ -23,9 +23,10 @@ import torch
 from cnnlab import config as cfgmod
 from cnnlab import files
 from cnnlab.data import cifar10
+from cnnlab.data.cache import fingerprint
 from cnnlab.data.augment import Normalize
 from cnnlab.data.loader import TensorLoader
-from cnnlab.data.splits import EVAL_SEED, Dataset, Split, hold_out, subsets
+from cnnlab.data.splits import Dataset, Split, subsets
 from cnnlab.errors import ConfigError, TrainingDiverged
 from cnnlab.experiments.common import (diverged_runs_recorded, open_run, preset_run, read_compare_config,
                                        recorded_summary, run_or_reuse)
@@ -37,10 +38,10 @@ from cnnlab.models.layers import init_from_data
 from cnnlab.paths import runs_root
 from cnnlab.registry import did_you_mean
 from cnnlab.runs import environment, is_diverged, read_summary, write_summary
-from cnnlab.train.checkpoint import load_model_weights
+from cnnlab.train.checkpoint import chosen_row, load_model_weights
 from cnnlab.train.classifier import ClassifierModule, accuracy, predict_logits
 from cnnlab.train.engine import Length, fit
-from cnnlab.viz.comparisons import chosen_on, table1_row
+from cnnlab.viz.comparisons import chosen_on, table1_row, table1_verdict
 from cnnlab.viz.tables import write_table
 
 EXERCISE = "cifar"
@@ -57,15 +58,24 @@ def check_arch(arch: str) -> None:
 # ---- data --------------------------------------------------------------------------------------------
 
 
-def make_splits(cfg: CifarData, seed: int) -> tuple[Dataset, str]:
-    """The config's CIFAR-10 (the training subset drawn by ``seed``, the test subset and, with ``monitor``
-    val, a held-out part of train as val by ``EVAL_SEED``) and the split that picks best.ckpt."""
-    data = subsets(cifar10.load(cfg.data_dir or None, cfg.data_root or None),
-                   limit_train=cfg.limit_train, limit_test=cfg.limit_test, seed=seed)
+def make_splits(cfg: CifarData, seed: int) -> tuple[Dataset, tuple[str, ...]]:
+    """The config's CIFAR-10 and the splits scored each epoch, the monitored one first.
+
+    The training subset is drawn by ``seed``; the test subset and the val split (``val_fraction`` of
+    ``limit_train``, class-balanced, see ``subsets``) by ``eval_seed``, so every seed is scored on the
+    same images.
+    Monitoring val scores val alone during training (test once, at the end); monitoring test also scores
+    val each epoch when there is one, so the epoch val would have chosen is known."""
+    data = subsets(cifar10.load(cfg.data_dir or None, cfg.data_root or None), limit_train=cfg.limit_train,
+                   limit_test=cfg.limit_test, seed=seed, eval_seed=cfg.eval_seed, val_fraction=cfg.val_fraction)
     if cfg.monitor == "val":
-        train, val = hold_out(data.train, cfg.val_fraction, seed=EVAL_SEED)
-        return dataclasses.replace(data, train=train, val=val), "val"
-    return data, "test"
+        return data, ("val",)
+    return data, ("test", "val") if data.val is not None else ("test",)
+
+
+def data_fingerprint(cfg: CifarConfig) -> str:
+    """The fingerprint of the CIFAR-10 source ``cfg`` reads (as its run's summary records it)."""
+    return fingerprint(cifar10.locate(cfg.data.data_dir or None, cfg.data.data_root or None))
 
 
 def train_transform(cfg: CifarConfig) -> Normalize:
@@ -81,11 +91,11 @@ def eval_loader(cfg: CifarConfig, split: Split) -> TensorLoader:
     return TensorLoader(split.x, split.y, cfg.data.eval_batch_size, transform=eval_transform(cfg))
 
 
-def loaders(cfg: CifarConfig, data: Dataset, eval_split: str) -> tuple[TensorLoader, TensorLoader]:
+def loaders(cfg: CifarConfig, data: Dataset, eval_splits: tuple[str, ...]) -> tuple[TensorLoader, list[TensorLoader]]:
     batch = cfg.optim.batch_size
     train = TensorLoader(data.train.x, data.train.y, batch, shuffle=True, drop_last=len(data.train) > batch,
                          transform=train_transform(cfg), seed=cfg.run.seed)
-    return train, eval_loader(cfg, data.split(eval_split))
+    return train, [eval_loader(cfg, data.split(split)) for split in eval_splits]
 
 
 # ---- one run -----------------------------------------------------------------------------------------
@@ -125,43 +135,63 @@ def train(cfg: CifarConfig) -> Path:
     """
     check_arch(cfg.arch)
     pl.seed_everything(cfg.run.seed, verbose=False)
-    data, eval_split = make_splits(cfg.data, cfg.run.seed)
+    data, eval_splits = make_splits(cfg.data, cfg.run.seed)
+    monitored = eval_splits[0]
     model = build_model(cfg.arch, cfg.model)
     fit_to_data(model, cfg, data.train)
     run_dir = open_run(EXERCISE, cfg, cfg.run)
     graph = write_model_files(model, run_dir)
     module = ClassifierModule(model, cfg.optim, channels_last=cfg.hardware.channels_last, flip_tta=cfg.flip_tta,
-                              eval_split=eval_split, hparams=cfgmod.to_dict(cfg))
-    train_loader, evaluation = loaders(cfg, data, eval_split)
+                              eval_split=eval_splits, hparams=cfgmod.to_dict(cfg))
+    train_loader, evaluation = loaders(cfg, data, eval_splits)
     started = time.perf_counter()
     length = Length(cfg.optim.epochs, cfg.optim.early_stopping_patience)
     with diverged_runs_recorded(run_dir, EXERCISE, count_params(model), arch=cfg.arch, architecture=describe(model)):
         result = fit(module, train_loader, evaluation, run_dir, cfg.run, cfg.hardware, length,
-                     monitor=f"{eval_split}_acc", mode="max")
+                     monitor=f"{monitored}_acc", mode="max")
     if not result.is_global_zero:
         return run_dir
 
     best = best_model(cfg, result.best_ckpt)
-    precision = result.precision  # re-evaluated in the precision the Trainer used
-    scores = {f"{split}_acc": accuracy(*predict_logits(best, eval_loader(cfg, data.split(split)), flip_tta=cfg.flip_tta,
-                                                       precision=precision))
-              for split in ("train", "test")}
+    precision = result.precision  # scored in the precision the Trainer used, as its evaluation was
+
+    def score(split: str) -> float:
+        return accuracy(*predict_logits(best, eval_loader(cfg, data.split(split)), flip_tta=cfg.flip_tta,
+                                        precision=precision))
+
+    # One computation per number: the accuracy that chose best.ckpt is the one reported for it.
+    scores = {"train_acc": score("train"),  # a clean eval-mode pass, no augmentation
+              "test_acc": result.best_score if monitored == "test" else score("test")}
     optim = cfg.optim
     write_summary(run_dir, {
         "name": run_dir.name, "exercise": EXERCISE, "arch": cfg.arch,
         "architecture": describe(model), "params": count_params(model),
-        "epochs": result.epochs, "best_epoch": result.best_epoch, "monitor": f"{eval_split}_acc",
+        "epochs": result.epochs, "best_epoch": result.best_epoch, "monitor": f"{monitored}_acc",
         "best_monitored": result.best_score, **scores,
-        "callback": callback_text(optim.early_stopping_patience, eval_split),
+        "val_chosen": val_chosen(run_dir, result, scores["test_acc"], monitored),
+        "train_acc_source": "best checkpoint, clean eval pass",
+        "callback": callback_text(optim.early_stopping_patience, monitored),
         "hyperparameters": {"optimizer": optim.optimizer, "lr": optim.lr, "batch_size": optim.batch_size,
                             "weight_decay": optim.weight_decay, "schedule": optim.schedule,
                             "label_smoothing": optim.label_smoothing, "crop_padding": cfg.data.crop_padding,
                             "flip": cfg.data.flip, "precision": precision, "precision_reason": result.precision_reason},
-        "train_images": len(data.train), "test_images": len(data.test),
+        "train_images": len(data.train), "test_images": len(data.test), "data_fingerprint": data.fingerprint,
+        "val_images": len(data.val) if data.val is not None else 0,
         "wall_time_s": result.wall_time_s, "total_time_s": time.perf_counter() - started,
         "graph": graph.name, "seed": cfg.run.seed, **environment(),
     })
     return run_dir
+
+
+def val_chosen(run_dir: Path, result: Any, test_acc: float, monitored: str) -> dict[str, Any] | None:
+    """The honest figure beside a checkpoint chosen on test: the epoch with the best val accuracy and
+    the test accuracy of that epoch's weights (val alone chose it). None without a val split."""
+    if monitored == "val":
+        return {"epoch": result.best_epoch, "val_acc": result.best_score, "test_acc": test_acc}
+    row = chosen_row(run_dir / "metrics.csv", "val_acc", "max")
+    if row is None or "test_acc" not in row:
+        return None
+    return {"epoch": int(row["epoch"]), "val_acc": row["val_acc"], "test_acc": row["test_acc"]}
 
 
 def best_model(cfg: CifarConfig, checkpoint: Path) -> torch.nn.Module:
@@ -184,9 +214,10 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str = "", d
     summary = recorded_summary(run_dir, EXERCISE)
     cfg = cfgmod.load(CifarConfig, run_dir / "config.yaml",
                       {k: v for k, v in {"data.data_dir": data_dir, "data.data_root": data_root}.items() if v})
-    if split == "val" and cfg.data.monitor != "val":
-        raise ConfigError(f"{run_dir} has no val split (it monitored test): use --split test or train")
-    part = make_splits(cfg.data, cfg.run.seed)[0].split(split)
+    data = make_splits(cfg.data, cfg.run.seed)[0]
+    if split == "val" and data.val is None:
+        raise ConfigError(f"{run_dir} has no val split (it was trained with val_fraction 0): use --split test or train")
+    part = data.split(split)
     precision = summary.get("hyperparameters", {}).get("precision", "32-true")  # as summary.json was scored
     logits, targets = predict_logits(best_model(cfg, run_dir / "checkpoints" / "best.ckpt"), eval_loader(cfg, part),
                                      flip_tta=cfg.flip_tta, precision=precision)
@@ -218,16 +249,17 @@ def compare(options: SeededCompareOptions, overrides: dict[str, Any] | None = No
     """Train (or reuse) every entry of a preset for each of ``options.seeds`` seeds (``overrides``, any
     config keys, apply to every run); write Table 1 as runs/cifar/table1.{md,csv,tex}."""
     configs = planned_runs(options, overrides)
-    rows, diverged, all_summaries = [], 0, []  # every config is checked above, before the first run trains
+    entries = []  # every config is checked above, before the first run trains
     for name, runs in configs.items():
-        summaries = [run_or_reuse(EXERCISE, cfg, train) for cfg in runs]
-        all_summaries += summaries
-        diverged += sum(is_diverged(s) for s in summaries)
-        rows.append(table1_row(name, summaries))
+        entries.append((name, [run_or_reuse(EXERCISE, cfg, train, data_fingerprint) for cfg in runs]))
+    all_summaries = [s for _, summaries in entries for s in summaries]
+    diverged = sum(is_diverged(s) for s in all_summaries)
+    rows = [table1_row(name, summaries) for name, summaries in entries]
     stem = runs_root(next(iter(configs.values()))[0].run.runs_dir or None) / EXERCISE / "table1"
     caption = ("Table 1: CIFAR-10 architectures" + (f" (mean ± std over {options.seeds} seeds)" if options.seeds > 1 else "")
                + f"; {chosen_on([s for s in all_summaries])}")
     outputs = write_table(rows, stem, caption=caption)
+    files.write_text(outputs[0], outputs[0].read_text() + f"\n{table1_verdict(entries)[0]}\n")
     print(outputs[0].read_text())
     if diverged:
         raise TrainingDiverged(f"{diverged} run(s) diverged; Table 1 shows them as diverged ({outputs[0]})")
@@ -258,8 +290,11 @@ def cmd_train(cfg: CifarConfig) -> int:
     run_dir = train(cfg)
     if (run_dir / "summary.json").is_file():
         s = read_summary(run_dir)
+        honest = s.get("val_chosen") if s["monitor"] == "test_acc" else None
+        also = (f"; epoch chosen on val: {s['val_chosen']['epoch']}, test acc {100 * honest['test_acc']:.1f}%"
+                if honest else "")
         print(f"{run_dir}: train acc {100 * s['train_acc']:.1f}%, test acc {100 * s['test_acc']:.1f}% "
-              f"(best epoch {s['best_epoch']} of {s['epochs']}, {chosen_on([s])}; {s['wall_time_s']:.0f} s)")
+              f"(best epoch {s['best_epoch']} of {s['epochs']}, {chosen_on([s])}{also}; {s['wall_time_s']:.0f} s)")
     return 0
 
 

@@ -120,26 +120,39 @@ def same_run(cfg: Any, run_dir: Path) -> bool:
     return config_changes(cfg, run_dir, ignore=HOW_NOT_WHAT) == {}
 
 
-def reuse_or_resume(exercise: str, cfg: T) -> tuple[T, Path | None]:
+def reuse_or_resume(exercise: str, cfg: T, fingerprint: Callable[[T], str] | None = None) -> tuple[T, Path | None]:
     """For comparisons: a finished run of the same config is reused (its folder is returned); an
-    unfinished one is resumed (the config gains ``resume=True``); otherwise a new run is made."""
+    unfinished one is resumed (the config gains ``resume=True``); otherwise a new run is made.
+
+    The data is part of what a run is: with ``fingerprint`` (the fingerprint of the data source ``cfg``
+    reads), a finished run is reused only when its summary recorded that same ``data_fingerprint``."""
     base = runs_root(cfg.run.runs_dir or None) / exercise  # type: ignore[attr-defined]
     candidates = sorted(base.glob(f"{name_of(cfg)}*")) if base.is_dir() else []
+    wanted: str | None = None
     for run_dir in candidates:
         if not same_run(cfg, run_dir):
             continue
         if is_finished(run_dir):
+            if fingerprint is not None:
+                wanted = wanted or fingerprint(cfg)
+                recorded = read_summary(run_dir).get("data_fingerprint")
+                if recorded != wanted:
+                    print(f"cnnlab: not reusing {run_dir}: it was trained on "
+                          f"{'another copy of the data' if recorded else 'data of unrecorded origin'}",
+                          file=sys.stderr)
+                    continue
             return cfg, run_dir
         if (run_dir / "checkpoints" / "last.ckpt").is_file():
             return cfgmod.replace(cfg, {"run.name": run_dir.name, "run.resume": True}), None
     return cfg, None
 
 
-def run_or_reuse(exercise: str, cfg: Any, train: Callable[[Any], Path]) -> dict[str, Any]:
-    """For comparisons: the summary of ``cfg``'s run, reused when finished, resumed when interrupted,
-    else trained. A run that diverges is reported in one line and its diverged summary returned, so
-    the comparison goes on and shows it as diverged."""
-    cfg, finished = reuse_or_resume(exercise, cfg)
+def run_or_reuse(exercise: str, cfg: Any, train: Callable[[Any], Path],
+                 fingerprint: Callable[[Any], str] | None = None) -> dict[str, Any]:
+    """For comparisons: the summary of ``cfg``'s run, reused when finished (on the same data, see
+    ``reuse_or_resume``), resumed when interrupted, else trained. A run that diverges is reported in one
+    line and its diverged summary returned, so the comparison goes on and shows it as diverged."""
+    cfg, finished = reuse_or_resume(exercise, cfg, fingerprint)
     if finished is not None:
         print(f"cnnlab: reusing finished run {finished}")
     try:

@@ -42,7 +42,8 @@ import torch
 from cnnlab import config as cfgmod
 from cnnlab import files
 from cnnlab.data import food101
-from cnnlab.data.splits import EVAL_SEED, Dataset
+from cnnlab.data.cache import fingerprint
+from cnnlab.data.splits import Dataset
 from cnnlab.data.preprocess import Preprocess, preprocess_for
 from cnnlab.errors import ConfigError, TrainingDiverged
 from cnnlab.experiments.common import (diverged_runs_recorded, open_run, preset_run, read_compare_config,
@@ -61,7 +62,7 @@ from cnnlab.train.freeze import freeze, unfreeze, unfreeze_last
 from cnnlab.train.transfer import (Inputs, Outcome, Phase, feature_inputs, fit_phase, image_inputs,
                                    merge_phase_metrics, run_device)
 from cnnlab.viz.classification import classification_scores, plot_confusion
-from cnnlab.viz.comparisons import chosen_on, food_row
+from cnnlab.viz.comparisons import chosen_on, food_choice, food_row
 from cnnlab.viz.tables import to_markdown, write_table
 
 EXERCISE = "food"
@@ -100,11 +101,16 @@ def load_data(cfg: FoodConfig, pre: Preprocess) -> Dataset:
                         num_classes=cfg.data.num_classes or DEFAULT_FOOD_CLASSES,
                         fewer_ok=cfg.data.num_classes == 0, per_class_limit=cfg.data.per_class_limit,
                         val_fraction=cfg.data.val_fraction, image_size=pre.stored_size,
-                        interpolation=pre.interpolation)
+                        interpolation=pre.interpolation, eval_seed=cfg.data.eval_seed)
     if not cfg.data.num_classes and len(data.classes) < DEFAULT_FOOD_CLASSES:
         print(f"cnnlab: food: the data has {len(data.classes)} classes, fewer than the lab's {DEFAULT_FOOD_CLASSES}: "
               f"using those {len(data.classes)} (set num_classes, --num-classes, to insist)", file=sys.stderr)
     return data
+
+
+def data_fingerprint(cfg: FoodConfig) -> str:
+    """The fingerprint of the Food-101 folder ``cfg`` reads (as its run's summary records it)."""
+    return fingerprint(food101.locate(cfg.data.data_dir or None, cfg.data.data_root or None))
 
 
 def eval_split(cfg: FoodConfig) -> str:
@@ -118,8 +124,8 @@ def phase(cfg: FoodConfig, **changes: Any) -> Phase:
 
 
 def features_of(net: TransferNet, data: Dataset, pre: Preprocess, cfg: FoodConfig) -> Inputs:
-    # With a val split, train and val are parts of the official train split (drawn by EVAL_SEED).
-    drawn_by = (cfg.data.val_fraction, EVAL_SEED) if data.val is not None else None
+    # With a val split, train and val are parts of the official train split (drawn by eval_seed).
+    drawn_by = (cfg.data.val_fraction, cfg.data.eval_seed) if data.val is not None else None
     return feature_inputs(net, data, pre, cfg.hardware, batch_size=cfg.data.eval_batch_size,
                           selection=(cfg.data.per_class_limit, drawn_by))
 
@@ -225,7 +231,7 @@ def train(cfg: FoodConfig) -> Path:
         "train_acc_source": "best checkpoint re-evaluated" if cfg.eval_train else "logged during the best epoch",
         "per_class_acc": scores["per_class"], "confusion": scores["confusion"], "confusion_png": "confusion.png",
         "classes": data.classes, "num_classes": len(data.classes),
-        "train_images": len(data.train), "test_images": len(data.test),
+        "train_images": len(data.train), "test_images": len(data.test), "data_fingerprint": data.fingerprint,
         "val_images": len(data.val) if data.val is not None else 0,
         "preprocess": {"input_size": pre.input_size, "stored_size": pre.stored_size, "mean": pre.mean,
                        "std": pre.std, "interpolation": pre.interpolation},
@@ -281,18 +287,6 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str = "", d
 # ---- the comparison ------------------------------------------------------------------------------
 
 
-def best_sentence(summaries: list[dict[str, Any]]) -> str:
-    results = [s for s in summaries if not is_diverged(s)]
-    if not results:
-        return "Every run diverged: there is no result to compare."
-    best = max(results, key=lambda s: (s["test_acc"], s["top5"]))
-    blocks = {"1": "the last block", "all": "every block"}.get(best.get("unfreeze"), f"the last {best.get('unfreeze')} blocks")
-    how = best["strategy"] + (f" with {blocks} unfrozen" if best.get("unfreeze") else "")
-    return (f"Best configuration: {best['backbone']} with a {best['head']} head, {how}, at "
-            f"{100 * best['test_acc']:.1f}% test accuracy (top-5 {100 * best['top5']:.1f}%) on "
-            f"{best['num_classes']} classes.")
-
-
 def planned_runs(options: CompareOptions, overrides: dict[str, Any] | None = None) -> dict[str, list[FoodConfig]]:
     """Every run of the preset, by entry name (checked, not trained): what ``compare`` does."""
     defaults, runs = read_compare_config(EXERCISE, options.preset)
@@ -305,8 +299,8 @@ def compare(options: CompareOptions, overrides: dict[str, Any] | None = None) ->
     """Train (or reuse) every run of a preset (``overrides``, any config keys, apply to every run);
     write ``runs/food/compare.{md,csv,tex}`` with the best configuration named."""
     configs = [cfg for cfgs in planned_runs(options, overrides).values() for cfg in cfgs]  # checked up front
-    summaries = [run_or_reuse(EXERCISE, cfg, train) for cfg in configs]
-    sentence = best_sentence(summaries)
+    summaries = [run_or_reuse(EXERCISE, cfg, train, data_fingerprint) for cfg in configs]
+    sentence = food_choice(summaries)[1]
     stem = runs_root(configs[0].run.runs_dir or None) / EXERCISE / "compare"
     caption = (f"Food-101, first {summaries[0]['num_classes']} classes: backbones, heads and strategies "
                f"(test split, best checkpoint, {chosen_on(summaries)}; Time is training time, frozen heads from "

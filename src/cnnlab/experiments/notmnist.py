@@ -34,7 +34,7 @@ from cnnlab.data.splits import Dataset, Split, subsets
 from cnnlab.errors import ConfigError
 from cnnlab.experiments.common import (HOW_NOT_WHAT, config_changes, diverged_runs_recorded, open_run,
                                        recorded_summary, reuse_or_resume, same_run)
-from cnnlab.experiments.compression import compression_table
+from cnnlab.experiments.compression import compression_caption, compression_table
 from cnnlab.experiments.configs import (AEConfig, AutoencoderOptions, DenoiseConfig, EvaluateOptions, NotMnistData,
                                         SvmConfig, SweepConfig, TableRun)
 from cnnlab.experiments.notmnist_svm import FEATURES, FeatureInputs, SvmGrid, svm_table
@@ -46,7 +46,7 @@ from cnnlab.models.registry import count_params
 from cnnlab.paths import runs_root
 from cnnlab.train.options import RunOptions
 from cnnlab.runs import environment, is_finished, new_run_dir, read_summary, write_summary
-from cnnlab.train.autoencoder import AutoencoderModule, encode_all, reconstruct
+from cnnlab.train.autoencoder import LOSSES, AutoencoderModule, encode_all, reconstruct
 from cnnlab.train.checkpoint import load_model_weights
 from cnnlab.train.engine import Length, cpu_threads, fit
 from cnnlab.viz import autoencoder_figures as figures
@@ -59,33 +59,51 @@ FIGURE_IMAGES = 10  # test images shown in each figure
 # ---- data --------------------------------------------------------------------------------------------
 
 
-def load_images(cfg: NotMnistData, seed: int = 0) -> Dataset:
-    """The config's notMNIST with images as floats (N, 1, 28, 28) in [0, 1], subsets drawn by ``seed``."""
-    data = subsets(notmnist.load(cfg.data_dir or None, cfg.data_root or None),
-                   limit_train=cfg.limit_train, limit_test=cfg.limit_test, seed=seed)
-    return dataclasses.replace(data, train=Split(as_float(data.train.x), data.train.y),
-                               test=Split(as_float(data.test.x), data.test.y))
+def load_images(cfg: NotMnistData, seed: int = 0, *, val: bool = True) -> Dataset:
+    """The config's notMNIST with images as floats (N, 1, 28, 28) in [0, 1]: the training subset drawn by
+    ``seed``, the test subset and (with ``val`` and ``val_fraction``) the val split by ``eval_seed``."""
+    data = subsets(notmnist.load(cfg.data_dir or None, cfg.data_root or None), limit_train=cfg.limit_train,
+                   limit_test=cfg.limit_test, seed=seed, eval_seed=cfg.eval_seed,
+                   val_fraction=cfg.val_fraction if val else 0.0)
+
+    def scaled(split: Split | None) -> Split | None:
+        return None if split is None else Split(as_float(split.x), split.y)
+
+    return dataclasses.replace(data, train=scaled(data.train), test=scaled(data.test), val=scaled(data.val))
+
+
+def data_fingerprint(cfg: AEConfig | DenoiseConfig | SvmConfig) -> str:
+    """The fingerprint of the notMNIST files ``cfg`` reads (as its run's summary records it)."""
+    return notmnist.load(cfg.data.data_dir or None, cfg.data.data_root or None).fingerprint
+
+
+def monitored(images: Dataset) -> str:
+    """The split whose loss picks best.ckpt: val when one is held out, else test."""
+    return "val" if images.val is not None else "test"
 
 
 # ---- shared by ae and denoise ------------------------------------------------------------------------
 
 
-def _fit_autoencoder(model, cfg: AEConfig | DenoiseConfig, run_dir: Path, train_loader, eval_loader):
-    """Train with the engine; returns (FitResult, the model with the best checkpoint's weights)."""
+def _fit_autoencoder(model, cfg: AEConfig | DenoiseConfig, run_dir: Path, train_loader, eval_loader, split: str):
+    """Train with the engine, ``split``'s loss picking best.ckpt; returns (FitResult, the model with the
+    best checkpoint's weights)."""
     files.write_text(run_dir / "model_summary.txt", describe_autoencoder(model) + "\n")
-    module = AutoencoderModule(model, cfg.optim, channels_last=cfg.hardware.channels_last, hparams=cfgmod.to_dict(cfg))
+    module = AutoencoderModule(model, cfg.optim, channels_last=cfg.hardware.channels_last, eval_split=split,
+                               hparams=cfgmod.to_dict(cfg))
     length = Length(cfg.optim.epochs, cfg.optim.early_stopping_patience)
     with diverged_runs_recorded(run_dir, EXERCISE, count_params(model)):
         result = fit(module, train_loader, eval_loader, run_dir, cfg.run, cfg.hardware, length,
-                     monitor="test_loss", mode="min")
+                     monitor=f"{split}_loss", mode="min")
     best = load_model_weights(module.model, result.best_ckpt) if result.best_ckpt.is_file() else module.model
     return result, best.cpu().eval()  # evaluation, figures and tables run on the CPU tensors
 
 
 def _run_summary(run_dir: Path, cfg: AEConfig | DenoiseConfig, model, result, scores: dict, **extra) -> dict:
     return {"name": run_dir.name, "exercise": EXERCISE, "model": getattr(cfg, "model", "dense-ae"),
+            "data_fingerprint": data_fingerprint(cfg),
             "architecture": describe(model), "params": count_params(model),
-            "epochs": result.epochs, "best_epoch": result.best_epoch, "monitor": "test_loss",
+            "epochs": result.epochs, "best_epoch": result.best_epoch, "monitor": result.monitor,
             "best_monitored": result.best_score, **scores, "wall_time_s": result.wall_time_s,
             "seconds_per_epoch": result.wall_time_s / max(result.epochs, 1),
             "hyperparameters": {"loss": cfg.optim.loss, "optimizer": "adam", "lr": cfg.optim.lr,
@@ -109,23 +127,25 @@ def _train_ae(cfg: AEConfig) -> Path:
     model = create_autoencoder("dense-ae", code_dim=cfg.code_dim)
     run_dir = open_run(EXERCISE, cfg, cfg.run)
     train_loader = TensorLoader(images.train.x, images.train.x, cfg.optim.batch_size, shuffle=True, seed=cfg.run.seed)
-    eval_loader = TensorLoader(images.test.x, images.test.x, cfg.data.eval_batch_size)
-    result, best = _fit_autoencoder(model, cfg, run_dir, train_loader, eval_loader)
+    split = monitored(images)
+    eval_x = images.split(split).x
+    eval_loader = TensorLoader(eval_x, eval_x, cfg.data.eval_batch_size)
+    result, best = _fit_autoencoder(model, cfg, run_dir, train_loader, eval_loader, split)
     if not result.is_global_zero:
         return run_dir
 
     x_test = images.test.x
     reconstruction = reconstruct(best, x_test)
     q = quality(reconstruction, x_test)
-    scores = {"test_mse": q["mse"], "test_psnr": q["psnr_db"], "test_ssim": q["ssim"]}
+    scores = {"test_loss": float(LOSSES[cfg.optim.loss](reconstruction, x_test)),
+              "test_mse": q["mse"], "test_psnr": q["psnr_db"], "test_ssim": q["ssim"]}
     shown = x_test[:FIGURE_IMAGES]
     figures.image_rows([("input", shown), ("reconstruction", reconstruction[:FIGURE_IMAGES])],
                        run_dir / "figures" / "reconstructions.png", title=f"dense autoencoder, code {cfg.code_dim}")
     figures.code_tiles(encode_all(best, shown), run_dir / "figures" / "codes.png")
     rows, one_off = compression_table(best, x_test, images.train.x[:2000])
     write_table(rows, run_dir / "compression",
-                caption=f"Compression, first {one_off['compression_images']} test images; "
-                        f"decoder {one_off['decoder_bytes_float32']:,} bytes (float32) shipped once")
+                caption=compression_caption(one_off))
     write_summary(run_dir, _run_summary(run_dir, cfg, best, result, scores, code_dim=cfg.code_dim,
                                         compression=rows, **one_off, train_images=len(images.train.x),
                                         test_images=len(x_test)))
@@ -145,7 +165,7 @@ def sweep_member(cfg: SweepConfig, code_dim: int) -> AEConfig:
 
 def trained_ae(cfg: AEConfig) -> Path:
     """A finished run of ``cfg``: reused when one exists, resumed when one was interrupted."""
-    cfg, finished = reuse_or_resume(EXERCISE, cfg)
+    cfg, finished = reuse_or_resume(EXERCISE, cfg, data_fingerprint)
     if finished is not None:
         print(f"cnnlab: reusing finished run {finished}")
         return finished
@@ -161,7 +181,7 @@ def sweep(cfg: SweepConfig) -> list[Path]:
     for dim in cfg.dims:
         run_dir = trained_ae(sweep_member(cfg, dim))
         s = read_summary(run_dir)
-        rows.append({"code_dim": dim, "bytes_float32": 4 * dim, "test_loss": s["best_monitored"],
+        rows.append({"code_dim": dim, "bytes_float32": 4 * dim, "test_loss": s.get("test_loss", s["best_monitored"]),
                      "test_mse": s["test_mse"], "test_psnr": s["test_psnr"], "test_ssim": s["test_ssim"],
                      "params": s["params"], "epochs": s["epochs"], "run": run_dir.name})
     stem = runs_root(cfg.run.runs_dir or None) / EXERCISE / cfg.run.name
@@ -200,9 +220,14 @@ def svm_autoencoder(cfg: SvmConfig) -> Path:
 
 
 def finished_svm(cfg: SvmConfig) -> Path | None:
-    """A finished ``svm`` run of the same config, if one exists (SVM runs are reused like trained ones)."""
+    """A finished ``svm`` run of the same config on the same data, if one exists (SVM runs are reused like
+    trained ones)."""
     base = runs_root(cfg.run.runs_dir or None) / EXERCISE
-    return next((p for p in sorted(base.glob(f"{cfg.run.name}*")) if is_finished(p) and same_run(cfg, p)), None)
+    found = [p for p in sorted(base.glob(f"{cfg.run.name}*")) if is_finished(p) and same_run(cfg, p)]
+    if not found:
+        return None
+    wanted = data_fingerprint(cfg)
+    return next((p for p in found if read_summary(p).get("data_fingerprint") == wanted), None)
 
 
 def svm_or_reuse(cfg: SvmConfig) -> Path:
@@ -217,7 +242,7 @@ def svm_or_reuse(cfg: SvmConfig) -> Path:
 def _svm(cfg: SvmConfig) -> Path:
     for kind in cfg.features:
         FEATURES.get(kind)  # a typo fails before any data is read
-    images = load_images(cfg.data, cfg.run.seed)
+    images = load_images(cfg.data, cfg.run.seed, val=False)  # the SVM's own CV folds choose its settings
     autoencoder, ae_run = None, ""
     if "ae" in cfg.features:
         ae_run = svm_autoencoder(cfg)
@@ -237,7 +262,8 @@ def _svm(cfg: SvmConfig) -> Path:
     files.write_text(run_dir / "summary.json", json.dumps({
         "name": run_dir.name, "exercise": EXERCISE, "kind": "svm", "ae_run": str(ae_run), "rows": rows,
         "wall_time_s": time.perf_counter() - started, "train_images": len(images.train.x),
-        "test_images": len(images.test.x), "seed": cfg.run.seed, **environment()}, indent=2))
+        "test_images": len(images.test.x), "data_fingerprint": images.fingerprint, "seed": cfg.run.seed,
+        **environment()}, indent=2))
     print(outputs[0].read_text())
     return run_dir
 
@@ -261,18 +287,21 @@ def _denoise(cfg: DenoiseConfig) -> Path:
     pl.seed_everything(cfg.run.seed, verbose=False)
     images = load_images(cfg.data, cfg.run.seed)
     noisy_test = noisy_copy(images.test.x, spec, seed=cfg.test_noise_seed)
+    split = monitored(images)  # val's fixed noise is drawn from the next seed: never the test's
+    noisy_eval = noisy_test if split == "test" else noisy_copy(images.val.x, spec, seed=cfg.test_noise_seed + 1)
     model = create_autoencoder(cfg.model)
     run_dir = open_run(EXERCISE, cfg, cfg.run)
     train_loader = TensorLoader(images.train.x, images.train.x, cfg.optim.batch_size, shuffle=True, seed=cfg.run.seed,
                                 transform=NoiseTransform(spec))  # (noisy, clean) pairs, new noise every epoch
-    eval_loader = TensorLoader(noisy_test, images.test.x, cfg.data.eval_batch_size)
-    result, best = _fit_autoencoder(model, cfg, run_dir, train_loader, eval_loader)
+    eval_loader = TensorLoader(noisy_eval, images.split(split).x, cfg.data.eval_batch_size)
+    result, best = _fit_autoencoder(model, cfg, run_dir, train_loader, eval_loader, split)
     if not result.is_global_zero:
         return run_dir
 
     denoised = reconstruct(best, noisy_test)
     noisy, cleaned = quality(noisy_test, images.test.x), quality(denoised, images.test.x)
-    scores = {"test_mse": cleaned["mse"], "test_psnr": cleaned["psnr_db"], "test_ssim": cleaned["ssim"],
+    scores = {"test_loss": float(LOSSES[cfg.optim.loss](denoised, images.test.x)),
+              "test_mse": cleaned["mse"], "test_psnr": cleaned["psnr_db"], "test_ssim": cleaned["ssim"],
               "noisy_mse": noisy["mse"], "noisy_psnr": noisy["psnr_db"], "noisy_ssim": noisy["ssim"],
               "psnr_gain_db": cleaned["psnr_db"] - noisy["psnr_db"]}
     n = FIGURE_IMAGES
@@ -281,7 +310,8 @@ def _denoise(cfg: DenoiseConfig) -> Path:
     write_table([{"images": "noisy vs clean", **noisy}, {"images": "denoised vs clean", **cleaned}],
                 run_dir / "denoising", caption=f"Denoising, noise {spec}, {len(noisy_test)} test images")
     write_summary(run_dir, _run_summary(run_dir, cfg, best, result, scores, noise=str(spec),
-                                        code=code_size_line(best), decoder_bytes_float32=parameter_bytes(best.decoder),
+                                        code=code_size_line(best), code_values=best.code_size,
+                                        code_shape=list(best.code_shape), decoder_bytes_float32=parameter_bytes(best.decoder),
                                         train_images=len(images.train.x), test_images=len(images.test.x)))
     return run_dir
 
@@ -297,11 +327,9 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str = "", d
         {"split", "images", "mse", "psnr_db", "ssim"}: of the reconstructions against the clean images.
 
     Raises:
-        ConfigError: not an ``ae`` or ``denoise`` run, or a split notMNIST lacks (val).
+        ConfigError: not an ``ae`` or ``denoise`` run, or val of a run trained without one.
     """
     run_dir = Path(run_dir)
-    if split == "val":
-        raise ConfigError("notMNIST runs have train and test splits only: use --split test or train")
     overrides = {k: v for k, v in {"data.data_dir": data_dir, "data.data_root": data_root}.items() if v}
     recorded_summary(run_dir, EXERCISE)
     recorded = cfgmod.read_yaml(run_dir / "config.yaml")
@@ -314,10 +342,12 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str = "", d
     else:
         raise ConfigError(f"{run_dir}: not a run of `notmnist ae` or `notmnist denoise`")
     images = load_images(cfg.data, cfg.run.seed)
-    clean = images.train.x if split == "train" else images.test.x
+    if split == "val" and images.val is None:
+        raise ConfigError(f"{run_dir} has no val split (it was trained with val_fraction 0): use --split test or train")
+    clean = images.split(split).x
     inputs = clean
-    if isinstance(cfg, DenoiseConfig):
-        inputs = noisy_copy(clean, parse_noise(cfg.noise), seed=cfg.test_noise_seed)
+    if isinstance(cfg, DenoiseConfig):  # the noise the run was scored on (val's from the next seed)
+        inputs = noisy_copy(clean, parse_noise(cfg.noise), seed=cfg.test_noise_seed + (split == "val"))
     best = load_model_weights(model, run_dir / "checkpoints" / "best.ckpt").eval()
     q = quality(reconstruct(best, inputs), clean)
     return {"split": split, "images": len(clean), **q}

@@ -7,16 +7,17 @@ from typing import Any
 
 from cnnlab.viz.curves import plot_curves
 from cnnlab.report.document import Document, Figure, Heading, Missing, Paragraph, Preformatted, Table
-from cnnlab.viz.comparisons import chosen_on, table1_row
-from cnnlab.viz.tables import mean_std
+from cnnlab.viz.comparisons import TEST_ON_TEST, TEST_ON_VAL, chosen_on, table1_row, table1_verdict
+from cnnlab.stats import mean_std
 from cnnlab.report.runs import add_diverged, Entry, group_by_entry, load_runs
 
 HOW = "Run `cnnlab cifar compare --preset quick` (or `cnnlab lab`)."
 
 
 def table1_rows(entries: list[Entry]) -> list[dict[str, Any]]:
-    """Table 1 as the lab asks for it (the other columns are in the hyper-parameter table)."""
-    shown = ("Model", "Architecture", "Callback", "Acc. train %", "Acc. test %")
+    """Table 1 as the lab asks for it, with the honest test column beside the lab's (the other columns
+    are in the hyper-parameter table)."""
+    shown = ("Model", "Architecture", "Callback", "Acc. train %", TEST_ON_TEST, TEST_ON_VAL)
     rows = [table1_row(e.name, [r.summary for r in e.runs]) for e in entries]
     return [{k: row[k] for k in shown} for row in rows]
 
@@ -38,29 +39,21 @@ def hyperparameter_rows(entries: list[Entry]) -> list[dict[str, Any]]:
 
 
 def verdict(entries: list[Entry]) -> tuple[str, dict[str, Any]]:
-    ranked = sorted(entries, key=lambda e: mean_std(e.values("test_acc"))[0], reverse=True)
-    best, facts = ranked[0], {}
-    best_mean, best_std = mean_std(best.values("test_acc"))
-    facts.update(best=best.name, best_test=best_mean, best_std=best_std, seeds=len(best.runs))
-    text = f"**{best.name}** has the best test accuracy, {100 * best_mean:.1f}%"
-    if len(best.runs) > 1:
-        text += f" (± {100 * best_std:.1f} over {len(best.runs)} seeds)"
-    if len(ranked) > 1:
-        second = ranked[1]
-        gap = best_mean - mean_std(second.values("test_acc"))[0]
-        text += f", {100 * gap:.1f} points ahead of {second.name}"
-        if len(best.runs) > 1 and gap < 2 * best_std:
-            text += " (within two standard deviations of the seed spread, so not a clear win)"
-    baseline = next((e for e in entries if e.name.startswith("sequential")), None)
-    if baseline is not None and baseline is not best:
-        base = mean_std(baseline.values("test_acc"))[0]
-        facts["sequential_test"] = base
-        text += f"; the sequential baseline reaches {100 * base:.1f}%"
-    facts["test_by_entry"] = {e.name: mean_std(e.values("test_acc"))[0] for e in entries}
+    """The verdict (``table1_verdict``) and the facts the review answers use."""
+    text, facts = table1_verdict([(e.name, [r.summary for r in e.runs]) for e in entries])
+    facts["test_by_entry"] = facts.get("by_entry", {})
+    facts["verdict"] = text
     facts["train_by_entry"] = {e.name: mean_std(e.values("train_acc"))[0] for e in entries}
     facts["params_by_entry"] = {e.name: e.first.summary["params"] for e in entries}
     facts["time_by_entry"] = {e.name: mean_std(e.values("wall_time_s"))[0] for e in entries}
-    return text + ".", facts
+    facts["seeds_by_entry"] = {e.name: len(e.runs) for e in entries}
+    pick = "val" if facts.get("chosen_on") == "val" else "test"
+    facts["values_by_entry"] = {
+        e.name: ([float((r.summary.get("val_chosen") or {}).get("test_acc")) if pick == "val" else float(r.summary["test_acc"])
+                  for r in e.runs], e.first.summary.get("test_images")) for e in entries}
+    facts["chosen_on_text"] = ("epochs chosen on validation" if pick == "val"
+                               else "epochs chosen on test, so both figures are optimistic")
+    return text, facts
 
 
 def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:
@@ -72,12 +65,20 @@ def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:
         doc.add(Missing("no finished CIFAR-10 runs in " + str(runs_dir / "cifar"), HOW))
         return {}
     entries = group_by_entry(runs)
+    reruns = [name for e in entries for name in e.rerun]
     doc.add(Paragraph("Each model was trained with a checkpoint callback that keeps the weights of the "
-                      "epoch with the best monitored accuracy; train and test accuracy are those of that "
-                      "checkpoint, re-evaluated on the full splits without augmentation."))
+                      "epoch with the best monitored accuracy. The lab sheet asks to monitor test accuracy: "
+                      "the test accuracy of the epoch test chose is optimistic (the test set picked it), so "
+                      "beside it stands the test accuracy of the epoch that a validation split held out of "
+                      "train chose (test scored once). Train accuracy is the chosen checkpoint's, on the "
+                      "training images without augmentation. One run carries its 95% Wilson interval on the "
+                      "test images; several seeds show mean ± std."))
     doc.add(Table(table1_rows(entries), caption="Table 1: architectures, callbacks and accuracies"
                   + (" (mean ± std over seeds)" if any(len(e.runs) > 1 for e in entries) else "")
                   + f"; {chosen_on([r.summary for e in entries for r in e.runs])}"))
+    if reruns:
+        doc.add(Paragraph("Re-runs of a configuration and seed already shown (the newest run of each seed is "
+                          "shown; seeds are never averaged with their own re-runs): " + ", ".join(reruns) + "."))
     doc.add(Table(hyperparameter_rows(entries), caption="Hyper-parameters of each run"))
     text, facts = verdict(entries)
     doc.add(Paragraph(text))

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cnnlab.viz.comparisons import chosen_on, food_label, food_row
+from cnnlab.stats import difference
+from cnnlab.viz.comparisons import chosen_on, duration, food_choice, food_label, food_row
 from cnnlab.viz.curves import plot_curves
 from cnnlab.report.document import Document, Figure, Heading, Missing, Paragraph, Table
 from cnnlab.report.runs import add_diverged, Run, load_runs
@@ -21,32 +22,71 @@ def comparison_rows(runs: list[Run]) -> list[dict[str, Any]]:
     return [food_row(r.summary) for r in runs]
 
 
+def cost(s: dict[str, Any]) -> dict[str, Any]:
+    """A run's budget: epochs, seconds (a frozen run's feature extraction counted when this run did it)
+    and training images passed through the backbone (an extraction pass counts once, a head epoch on
+    cached features not at all)."""
+    seconds = float(s["wall_time_s"])
+    features = s.get("features") or {}
+    extracted_here = bool(features.get("built"))
+    if extracted_here:
+        seconds += float(features.get("seconds") or 0.0)
+    passes = 0
+    for phase in s.get("phases") or [{"phase": s.get("strategy", ""), "epochs": s["epochs"]}]:
+        passes += 1 if "cached features" in str(phase.get("phase")) else int(phase.get("epochs", 0))
+    note = "" if extracted_here or not features else " (features from the cache, extraction not counted)"
+    return {"epochs": s["epochs"], "seconds": seconds, "images": passes * int(s.get("train_images") or 0), "note": note}
+
+
+def budget_text(s: dict[str, Any]) -> str:
+    c = cost(s)
+    images = f", {c['images']:,} images through the backbone" if c["images"] else ""
+    return f"{c['epochs']} epochs, {duration(c['seconds'])}{images}{c['note']}"
+
+
+def transfer_pairs(runs: list[Run]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(pretrained run, scratch run) pairs that share backbone, head, classes and training images: the
+    only like-for-like measure of what the ImageNet weights bought."""
+    def what(s: dict[str, Any]) -> tuple:
+        return s["backbone"], s["head"], s.get("num_classes"), s.get("train_images"), s.get("data_fingerprint")
+
+    scratch = [r.summary for r in runs if r.summary["strategy"] == "scratch"]
+    return [(r.summary, z) for z in scratch for r in runs
+            if r.summary["strategy"] != "scratch" and what(r.summary) == what(z)]
+
+
+def pair_sentence(pretrained: dict[str, Any], scratch: dict[str, Any]) -> str:
+    d = difference([pretrained["test_acc"]], [scratch["test_acc"]], pretrained.get("test_images"),
+                   scratch.get("test_images"))
+    verdict = d.verdict("the ImageNet weights bought accuracy", "the ImageNet weights cost accuracy")
+    return (f"{label(pretrained)}: {100 * pretrained['test_acc']:.1f}% ({budget_text(pretrained)}) against "
+            f"{100 * scratch['test_acc']:.1f}% from random weights ({budget_text(scratch)}): {verdict} "
+            f"(pretrained minus scratch: {d.text()}).")
+
+
 def facts_of(runs: list[Run]) -> dict[str, Any]:
-    best = max(runs, key=lambda r: (r.summary["test_acc"], r.summary["top5"]))
-    by_strategy: dict[str, Run] = {}
-    for r in runs:  # the best run of each strategy
-        kind = r.summary["strategy"]
-        if kind not in by_strategy or r.summary["test_acc"] > by_strategy[kind].summary["test_acc"]:
-            by_strategy[kind] = r
-    facts: dict[str, Any] = {"best": label(best.summary), "best_test": best.summary["test_acc"],
-                             "best_top5": best.summary["top5"], "num_classes": best.summary.get("num_classes")}
-    for kind, r in by_strategy.items():
-        facts[f"{kind}_test"] = r.summary["test_acc"]
-        facts[f"{kind}_time"] = r.summary["wall_time_s"]
-        facts[f"{kind}_trainable"] = r.summary["trainable_params"]
-        facts[f"{kind}_label"] = label(r.summary)
+    best, sentence = food_choice([r.summary for r in runs])
+    facts: dict[str, Any] = {"best_sentence": sentence, "num_classes": runs[0].summary.get("num_classes")}
+    if best is not None:
+        facts.update(best=label(best), best_test=best["test_acc"], best_top5=best["top5"], best_summary=best)
+    facts["pairs"] = transfer_pairs(runs)
+    # Frozen against fine-tuned on the same backbone, head and data (question e).
+    by_what: dict[tuple, dict[str, dict[str, Any]]] = {}
+    for r in runs:
+        s = r.summary
+        key = (s["backbone"], s["head"], s.get("num_classes"), s.get("train_images"))
+        by_what.setdefault(key, {})[s["strategy"]] = s
+    facts["frozen_vs_finetune"] = [(v["frozen"], v["finetune"]) for v in by_what.values()
+                                   if "frozen" in v and "finetune" in v]
     return facts
 
 
 def transfer_sentence(facts: dict[str, Any]) -> str:
-    if "scratch_test" not in facts:
-        return "No `scratch` run was recorded, so what transfer bought cannot be measured here."
-    pretrained = max((facts[k] for k in ("frozen_test", "finetune_test") if k in facts), default=None)
-    if pretrained is None:
-        return "Only a `scratch` run was recorded."
-    return (f"Transfer bought {100 * (pretrained - facts['scratch_test']):.1f} points of test accuracy: "
-            f"{100 * pretrained:.1f}% with ImageNet weights against {100 * facts['scratch_test']:.1f}% for the "
-            f"same architecture trained from random weights on the same images.")
+    pairs = facts.get("pairs") or []
+    if not pairs:
+        return ("No pretrained run shares its backbone, head and data with a `scratch` run, so what transfer "
+                "bought is not measured like for like here.")
+    return "What the ImageNet weights bought, like for like: " + " ".join(pair_sentence(p, z) for p, z in pairs)
 
 
 def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:
@@ -65,9 +105,10 @@ def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:
                       f"same architecture from random weights."))
     doc.add(Table(comparison_rows(runs), caption="Backbones, heads and strategies (test split, best checkpoint, "
                                                  f"{chosen_on([r.summary for r in runs])})"))
-    doc.add(Paragraph(f"Best configuration: **{facts['best']}**, {100 * facts['best_test']:.1f}% test accuracy "
-                      f"(top-5 {100 * facts['best_top5']:.1f}%). " + transfer_sentence(facts)))
-    best = max(runs, key=lambda r: (r.summary["test_acc"], r.summary["top5"]))
+    doc.add(Paragraph(facts["best_sentence"] + " " + transfer_sentence(facts)))
+    if "best" not in facts:
+        return facts
+    best = next(r for r in runs if r.summary is facts["best_summary"])
     confusion = best.path / best.summary.get("confusion_png", "confusion.png")
     if confusion.is_file():
         doc.add(Figure(confusion, f"Confusion matrix of the best configuration ({facts['best']}), test split"))

@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.report.document import Document, Figure, Heading, Missing, Paragraph, Preformatted, Table
+from cnnlab.experiments.compression import compression_caption
 from cnnlab.report.runs import add_diverged, Run, load_runs, newest
+from cnnlab.stats import difference
 
+NOT_MEASURED = "Run `cnnlab notmnist ae` again to measure it."
 HOW = "Run `cnnlab notmnist ae`, `ae-sweep`, `svm` and `denoise` (or `cnnlab lab`)."
 
 
@@ -45,8 +48,9 @@ def dense_section(doc: Document, ae_runs: list[Run], facts: dict[str, Any]) -> N
     rows = s.get("compression") or []
     if rows:
         doc.add(Table([{k: _fmt(v) for k, v in r.items()} for r in rows],
-                      caption=f"Compression by loss and by bandwidth, first {s.get('compression_images')} test images; "
-                              f"the decoder ({s.get('decoder_bytes_float32', 0):,} bytes as float32) is shipped once"))
+                      caption="Compression by loss and by bandwidth. " + compression_caption(
+                          {"compression_images": s.get("compression_images", 0),
+                           "decoder_bytes_float32": s.get("decoder_bytes_float32", 0)})))
         facts["compression"] = rows
 
 
@@ -76,6 +80,7 @@ def svm_section(doc: Document, svm_runs: list[Run], facts: dict[str, Any]) -> No
                           f"{s['train_images']} "
                           f"train, {s['test_images']} test images"))
     facts["svm"] = {r["features"]: r for r in s["rows"]}
+    facts["svm_test_images"] = s.get("test_images")
 
 
 def denoise_section(doc: Document, dae_runs: list[Run], facts: dict[str, Any]) -> None:
@@ -86,7 +91,8 @@ def denoise_section(doc: Document, dae_runs: list[Run], facts: dict[str, Any]) -
     run = newest(dae_runs)
     s = run.summary
     facts.update(dae_gain=s["psnr_gain_db"], dae_noisy_psnr=s["noisy_psnr"], dae_psnr=s["test_psnr"],
-                 dae_code=s.get("code", ""), dae_noise=s.get("noise"), dae_epochs=s["epochs"])
+                 dae_code=s.get("code", ""), dae_code_values=s.get("code_values"),
+                 dae_code_shape=s.get("code_shape"), dae_noise=s.get("noise"), dae_epochs=s["epochs"])
     if (run.path / "model_summary.txt").is_file():
         doc.add(Preformatted((run.path / "model_summary.txt").read_text(),
                              caption="Layer summary: every output shape (the 'diabolo'), input and output 1x28x28"))
@@ -101,44 +107,105 @@ def denoise_section(doc: Document, dae_runs: list[Run], facts: dict[str, Any]) -
                f"gain {s['psnr_gain_db']:+.2f} dB"))
 
 
+def compression_answer(rows: list[dict[str, Any]], decoder_bytes: int) -> str:
+    """Exercise 3 f) from the compression rows: the 8-bit code against each codec at the code's PSNR and
+    SSIM, the verdict on bandwidth following which is smaller, and after how many images the decoder
+    (shipped once) is paid back."""
+    code = next((r for r in rows if r["method"].startswith("AE code 8-bit")), None)
+    code = code or next((r for r in rows if r["method"].startswith("AE code")), None)  # tables of earlier versions
+    raw = next((r for r in rows if r["method"].startswith("raw")), {"bytes_per_image": 784})
+    if code is None:
+        return "**f) Is the autoencoder a good compressor?** The compression table has no code row. " + NOT_MEASURED
+    matched = [r for r in rows if " at the 8-bit code's " in r["method"]]
+    text = (f"**f) Is the autoencoder a good compressor?** The code costs {code['bytes_per_image']:g} bytes "
+            f"per image ({raw['bytes_per_image'] / code['bytes_per_image']:.1f}x fewer than raw pixels) and "
+            f"reconstructs at {code['psnr_db']:.1f} dB PSNR, SSIM {code['ssim']:.3f} (the figure above shows what that "
+            f"looks like). At the same quality: ")
+    parts, smaller, larger = [], [], []
+    for r in matched:
+        if r["bytes_per_image"] is None:
+            parts.append(f"{r['method']}: {r['note']}")
+            continue
+        parts.append(f"{r['method']} costs {r['bytes_per_image']:g} bytes ({r['note']})")
+        (larger if r["bytes_per_image"] > code["bytes_per_image"] else smaller).append(r)
+    text += "; ".join(parts) + ". "
+    if larger and not smaller:
+        text += "By bandwidth the code wins against every codec that reaches its quality"
+    elif smaller and not larger:
+        text += "By bandwidth the codecs win: each is smaller at the code's quality"
+    elif larger:
+        text += ("By bandwidth it depends on the codec: the code is smaller than "
+                 + ", ".join(r["method"] for r in larger) + " but larger than " + ", ".join(r["method"] for r in smaller))
+    else:
+        text += "No codec reached the code's quality, so bandwidth cannot be compared at equal quality"
+    if larger and decoder_bytes:
+        saving = min(r["bytes_per_image"] for r in larger) - code["bytes_per_image"]
+        text += (f"; the decoder ({decoder_bytes:,} bytes, shipped once) is paid back after "
+                 f"{decoder_bytes / saving:,.0f} images against the cheapest of those")
+    return text + "."
+
+
+def sweep_answer(sweep: list[tuple[int, float]]) -> str:
+    """The code-size sweep in words: PSNR per code size and whether each doubling bought less."""
+    sweep = sorted(sweep)
+    text = "**Code size.** PSNR by code size: " + ", ".join(f"{d} values: {p:.1f} dB" for d, p in sweep)
+    gains = [(b[0], b[1] - a[1]) for a, b in zip(sweep, sweep[1:])]
+    if len(gains) < 2:
+        return text + "."
+    listed = ", ".join(f"{g:+.1f} dB to {d}" for d, g in gains)
+    if all(g2 < g1 for (_, g1), (_, g2) in zip(gains, gains[1:])):
+        return text + f"; each step buys less than the one before ({listed})."
+    if all(g > 0 for _, g in gains):
+        return text + f"; every step buys more PSNR, but not less each time ({listed})."
+    return text + f"; not every step helps ({listed})."
+
+
+def svm_answer(svm: dict[str, dict[str, Any]], test_images: int | None) -> str:
+    """Exercise 3 g): the SVM on codes against pixels, the difference with its interval (Newcombe on the
+    test images), worded "within noise" when the interval covers 0."""
+    parts = [f"{k} ({v['dims']} dims): {100 * float(v['test_acc']):.1f}% test accuracy, fit {float(v['fit_s']):.1f} s"
+             for k, v in svm.items()]
+    text = "**g) SVM on the codes against SVM on pixels.** " + "; ".join(parts) + "."
+    if "raw" in svm and "ae" in svm:
+        ae, raw = float(svm["ae"]["test_acc"]), float(svm["raw"]["test_acc"])
+        d = difference([ae], [raw], test_images, test_images)
+        dims = int(svm["raw"]["dims"]) / max(int(svm["ae"]["dims"]), 1)
+        speed = float(svm["raw"]["fit_s"]) / max(float(svm["ae"]["fit_s"]), 1e-9)
+        how = d.verdict("more accurate than raw pixels", "less accurate than raw pixels")
+        how = "as accurate as raw pixels, within noise" if how == "within noise" else how
+        text += (f" The codes are {how} (codes minus pixels: {d.text()}), with {dims:.0f}x fewer dimensions and a "
+                 f"fit {speed:.1f}x {'faster' if speed >= 1 else 'slower'}.")
+    return text
+
+
+def denoiser_answer(facts: dict[str, Any]) -> str:
+    """Denoising b) from the run: the encoder output's size against the input's, then the PSNR change."""
+    values, pixels = facts.get("dae_code_values"), 28 * 28
+    if values:
+        shape = "x".join(map(str, facts.get("dae_code_shape") or [])) or str(values)
+        size = (f"Its encoder output is {shape} = {values:,} numbers per image, {values / pixels:.2f}x the "
+                f"{pixels} input pixels")
+        compresses = values < pixels
+    else:
+        size, compresses = facts.get("dae_code", "its code size was not recorded"), None
+    answer = {True: "Yes, by size", False: "No", None: "Not known from this run"}[compresses]
+    gain = facts["dae_gain"]
+    effect = "improves" if gain > 0 else "does not improve"
+    return (f"**Denoising b) Would this autoencoder compress the images?** {answer}. {size}. It "
+            f"{effect} noisy inputs: PSNR {facts['dae_noisy_psnr']:.1f} dB noisy, {facts['dae_psnr']:.1f} dB "
+            f"denoised ({gain:+.1f} dB).")
+
+
 def answers(doc: Document, facts: dict[str, Any]) -> None:
     doc.add(Heading("Answers to the exercise's questions", level=3))
     if "compression" in facts:
-        rows = facts["compression"]
-        raw = rows[0]
-        codes = [r for r in rows if r["method"].startswith("AE code")]
-        codecs = [r for r in rows if r["method"].startswith(("PNG ", "JPEG")) and r["note"] != "lossless"]
-        doc.add(Paragraph(
-            "**f) Is the autoencoder a good compressor?** By bandwidth, yes: " + "; ".join(
-                f"{r['method']} costs {r['bytes_per_image']:g} bytes per image at {r['psnr_db']:.1f} dB"
-                for r in codes) + f", against {raw['bytes_per_image']:g} bytes for raw pixels. By loss, less so: "
-            f"{facts['ae_psnr']:.1f} dB is visibly blurry (figure above), and general-purpose codecs at a similar "
-            f"PSNR cost " + "; ".join(f"{r['bytes_per_image']:g} bytes ({r['method']}, {r['psnr_db']:.1f} dB)"
-                                      for r in codecs) +
-            f". The decoder ({facts.get('ae_decoder_bytes') or 0:,} bytes) is shipped once, so the autoencoder "
-            f"pays off only over many images of the kind it was trained on."))
+        doc.add(Paragraph(compression_answer(facts["compression"], facts.get("ae_decoder_bytes") or 0)))
     if "sweep" in facts:
-        sweep = sorted(facts["sweep"])
-        doc.add(Paragraph("**Code size.** PSNR grows with the code: " + ", ".join(
-            f"{d} values: {p:.1f} dB" for d, p in sweep) + "; each doubling buys less than the one before."))
+        doc.add(Paragraph(sweep_answer(facts["sweep"])))
     if "svm" in facts:
-        svm = facts["svm"]
-        parts = [f"{k} ({v['dims']} dims): {100 * float(v['test_acc']):.1f}% test accuracy, fit {float(v['fit_s']):.1f} s"
-                 for k, v in svm.items()]
-        verdict = ""
-        if "raw" in svm and "ae" in svm:
-            d = 100 * (float(svm["ae"]["test_acc"]) - float(svm["raw"]["test_acc"]))
-            speed = float(svm["raw"]["fit_s"]) / max(float(svm["ae"]["fit_s"]), 1e-9)
-            verdict = (f" The codes give {abs(d):.1f} points {'less' if d < 0 else 'more'} accuracy than raw pixels "
-                       f"with {int(svm['raw']['dims']) // max(int(svm['ae']['dims']), 1)}x fewer dimensions and a "
-                       f"{speed:.0f}x faster fit: the code keeps most of what separates the letters.")
-        doc.add(Paragraph("**g) SVM on the codes against SVM on pixels.** " + "; ".join(parts) + "." + verdict))
+        doc.add(Paragraph(svm_answer(facts["svm"], facts.get("svm_test_images"))))
     if "dae_gain" in facts:
-        doc.add(Paragraph(
-            f"**Denoising b) Would this autoencoder compress the images?** No. {facts['dae_code']}. Its "
-            f"encoder keeps 128 feature maps of 7x7, eight times more numbers than the 784 input pixels: it is "
-            f"built to remove noise (the PSNR rises from {facts['dae_noisy_psnr']:.1f} dB to {facts['dae_psnr']:.1f} dB, "
-            f"{facts['dae_gain']:+.1f} dB), not to shrink the data."))
+        doc.add(Paragraph(denoiser_answer(facts)))
 
 
 def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from cnnlab.report.document import Document, Heading, Paragraph
+from cnnlab.report.exercise2 import budget_text, cost, pair_sentence
+from cnnlab.stats import difference
 
 NOT_RUN = "(this lab's runs for it are missing, so no measured number is quoted)"
 
@@ -22,7 +24,8 @@ def answer_a(ex1: dict[str, Any]) -> str:
             "or alongside the main chain.")
     if ex1.get("test_by_entry"):
         ranked = sorted(ex1["test_by_entry"].items(), key=lambda kv: kv[1], reverse=True)
-        text += " Here: " + ", ".join(f"{k} {_pct(v)}" for k, v in ranked) + " test accuracy (Table 1)."
+        text += (" Here: " + ", ".join(f"{k} {_pct(v)}" for k, v in ranked)
+                 + f" test accuracy (Table 1, {ex1.get('chosen_on_text', '')}). " + ex1.get("verdict", ""))
     else:
         text += " " + NOT_RUN
     return text
@@ -30,15 +33,20 @@ def answer_a(ex1: dict[str, Any]) -> str:
 
 def answer_b(ex1: dict[str, Any]) -> str:
     text = ("A skip connection adds a block's input to its output, so the block only has to learn a residual "
-            "correction and the gradient has a direct path back through the addition. Deep plain stacks suffer "
-            "from vanishing gradients and degrade as they get deeper; residual networks keep training well.")
-    tests = ex1.get("test_by_entry", {})
-    res = {k: v for k, v in tests.items() if k.startswith("residual")}
-    if res and "sequential_test" in ex1:
-        name, acc = max(res.items(), key=lambda kv: kv[1])
-        params = ex1["params_by_entry"]
-        text += (f" In this lab {name} reached {_pct(acc)} against {_pct(ex1['sequential_test'])} for the sequential "
-                 f"baseline, with {params[name]:,} against {params.get('sequential', 0):,} parameters.")
+            "correction and the gradient has a direct path back through the addition; that is what lets very "
+            "deep networks train (He et al., 2016).")
+    values = ex1.get("values_by_entry", {})
+    if "residual" in values and "sequential" in values:  # the two entries that share Table 1's recipe
+        (res, n_res), (seq, n_seq) = values["residual"], values["sequential"]
+        d = difference(res, seq, n_res, n_seq)
+        params = ex1.get("params_by_entry", {})
+        verdict = d.verdict("the residual network is ahead", "the residual network is behind")
+        text += (f" In this lab, with the same recipe, residual reached {_pct(sum(res) / len(res))} against "
+                 f"{_pct(sum(seq) / len(seq))} for the sequential baseline ({params.get('residual', 0):,} against "
+                 f"{params.get('sequential', 0):,} parameters): {verdict} (residual minus sequential: {d.text()}; "
+                 f"{ex1.get('chosen_on_text', '')}).")
+    else:
+        text += " " + NOT_RUN
     return text
 
 
@@ -48,17 +56,17 @@ def answer_c(ex1: dict[str, Any]) -> str:
             "and a later epoch may be worse. Monitoring test accuracy, as the lab asks, makes the reported test "
             "accuracy optimistic, because the test set chose the epoch; an honest protocol monitors a held-out "
             "validation split (`--monitor val`) and touches the test set once." +
-            (f" Best epochs here: see the hyper-parameter table ({ex1['seeds']} seed(s) per model)." if ex1 else ""))
+            (f" Best epochs here: see the hyper-parameter table ({max(ex1['seeds_by_entry'].values())} seed(s) per "
+             f"model at most); Table 1 shows both test figures." if ex1.get("seeds_by_entry") else ""))
 
 
 def answer_d(ex2: dict[str, Any]) -> str:
     text = ("ImageNet's early and middle layers learn generic detectors (edges, textures, colour blobs, object "
             "parts) that are useful for any photograph, food included; only the last layers are specific to "
             "ImageNet's classes. Reusing them gives a strong start with far less data and compute.")
-    if "scratch_test" in ex2:
-        best_pre = max(ex2.get(k, 0.0) for k in ("frozen_test", "finetune_test"))
-        text += (f" Measured here: {_pct(best_pre)} with pretrained weights against {_pct(ex2['scratch_test'])} "
-                 f"from scratch on the same {ex2.get('num_classes')} classes.")
+    pairs = ex2.get("pairs") or []
+    if pairs:
+        text += " Measured here, like for like: " + " ".join(pair_sentence(p, z) for p, z in pairs)
     else:
         text += " " + NOT_RUN
     return text
@@ -69,14 +77,16 @@ def answer_e(ex2: dict[str, Any]) -> str:
             "computed once, and nothing can overfit in the backbone. Fine-tune (unfreeze the last blocks at a low "
             "learning rate, after the head has converged) when there is enough data and the target domain differs "
             "from ImageNet, to adapt the high-level features.")
-    if "frozen_test" in ex2 and "finetune_test" in ex2:
-        text += (f" Measured here: frozen {_pct(ex2['frozen_test'])} in {ex2['frozen_time']:.0f} s with "
-                 f"{ex2['frozen_trainable']:,} trainable parameters; fine-tuned {_pct(ex2['finetune_test'])} in "
-                 f"{ex2['finetune_time']:.0f} s with {ex2['finetune_trainable']:,}. Fine-tuning "
-                 + ("paid off" if ex2["finetune_test"] > ex2["frozen_test"] else "did not pay off")
-                 + f" by {100 * abs(ex2['finetune_test'] - ex2['frozen_test']):.1f} points, at "
-                 f"{ex2['finetune_time'] / max(ex2['frozen_time'], 1e-9):.0f}x the training time.")
-    else:
+    pairs = ex2.get("frozen_vs_finetune") or []
+    for frozen, tuned in pairs:
+        d = difference([tuned["test_acc"]], [frozen["test_acc"]], tuned.get("test_images"), frozen.get("test_images"))
+        verdict = d.verdict("fine-tuning paid off", "fine-tuning cost accuracy")
+        ratio = cost(tuned)["seconds"] / max(cost(frozen)["seconds"], 1e-9)
+        text += (f" Measured here ({frozen['backbone']} + {frozen['head']}): frozen {_pct(frozen['test_acc'])} "
+                 f"({budget_text(frozen)}, {frozen['trainable_params']:,} trainable parameters); fine-tuned "
+                 f"{_pct(tuned['test_acc'])} ({budget_text(tuned)}, {tuned['trainable_params']:,}): {verdict} "
+                 f"(fine-tuned minus frozen: {d.text()}), at {ratio:.1f}x the time.")
+    if not pairs:
         text += " " + NOT_RUN
     return text
 

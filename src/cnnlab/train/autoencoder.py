@@ -26,11 +26,13 @@ LOSSES = {"bce": F.binary_cross_entropy, "mse": F.mse_loss}
 
 class AutoencoderModule(pl.LightningModule):
     """An autoencoder trained with Adam on ``optim.loss``; logs ``{split}_loss`` per epoch and, on the
-    evaluated split, ``test_mse`` and ``test_psnr``. ``hparams`` is stored in its checkpoints."""
+    evaluated split ``eval_split`` (val or test), ``{split}_mse`` and ``{split}_psnr``. ``hparams`` is
+    stored in its checkpoints."""
 
     def __init__(self, model: nn.Module, optim: AutoencoderOptim, *, channels_last: bool = True,
-                 hparams: dict[str, Any] | None = None):
+                 eval_split: str = "test", hparams: dict[str, Any] | None = None):
         super().__init__()
+        self.eval_split = eval_split
         self.model = model.to(memory_format=torch.channels_last) if channels_last else model
         self.optim = optim
         self.channels_last = channels_last
@@ -86,10 +88,10 @@ class AutoencoderModule(pl.LightningModule):
         return self._shared_step(batch, "train")
 
     def validation_step(self, batch, batch_idx):
-        self._shared_step(batch, "test")
+        self._shared_step(batch, self.eval_split)
 
     def on_validation_epoch_end(self):
-        self._log_split("test")
+        self._log_split(self.eval_split)
         self._log_split("train")  # the training epoch has finished when validation runs
 
     def on_train_epoch_end(self):

@@ -135,6 +135,29 @@ def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         return list(reader.fieldnames or []), list(reader)
 
 
+def chosen_row(metrics_csv: Path, column: str, mode: str = "max") -> dict[str, float] | None:
+    """The ``metrics.csv`` row (values as floats, empty cells left out) that ``column`` would have chosen:
+    its best finite value, ties keeping the earlier epoch as ``EpochRecord`` does. None without such a row.
+
+    This is how a run that picked its checkpoint on test also knows what val would have picked."""
+    best: dict[str, float] | None = None
+    for raw in read_rows(metrics_csv)[1]:
+        row = {k: number for k, v in raw.items() if k and (number := _number(v)) is not None}
+        value = row.get(column)
+        if value is None or not math.isfinite(value):
+            continue
+        if best is None or (value > best[column] if mode == "max" else value < best[column]):
+            best = row
+    return best
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in ("", None) else None
+    except ValueError:
+        return None
+
+
 def write_rows(path: Path, header: list[str], rows: list[dict[str, Any]]) -> None:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=header, extrasaction="ignore")

@@ -61,15 +61,20 @@ def make_schedule(optimizer: torch.optim.Optimizer, optim: ClassifierOptim, tota
 class ClassifierModule(pl.LightningModule):
     """A classifier trained by cross-entropy with ``optim``; logs ``{split}_loss`` and ``{split}_acc`` per
     epoch, with ``flip_tta`` averaging each evaluated image's logits with its mirror image's.
-    ``hparams`` (the run's whole config, as plain data) is stored in its checkpoints."""
+
+    ``eval_split`` names the split of each evaluation loader, in order (one name, or several when the
+    Trainer gets a list of loaders: a run that picks its checkpoint on test also scores val each epoch,
+    so that the epoch val would have chosen is known). ``hparams`` (the run's whole config, as plain data)
+    is stored in its checkpoints."""
 
     def __init__(self, model: nn.Module, optim: ClassifierOptim, *, channels_last: bool = True,
-                 flip_tta: bool = False, eval_split: str = "test", hparams: dict[str, Any] | None = None):
+                 flip_tta: bool = False, eval_split: str | tuple[str, ...] = "test",
+                 hparams: dict[str, Any] | None = None):
         super().__init__()
         self.model = model.to(memory_format=torch.channels_last) if channels_last else model
         self.optim = optim
         self.flip_tta = flip_tta
-        self.eval_split = eval_split
+        self.eval_splits = (eval_split,) if isinstance(eval_split, str) else tuple(eval_split)
         self.save_hyperparameters(hparams or {})
         self.sums = EpochSums()
         self.lookahead = Lookahead() if optim.lookahead else None
@@ -103,15 +108,16 @@ class ClassifierModule(pl.LightningModule):
         if self.lookahead is not None:
             self.lookahead.step(self.model, self.global_step, int(self.trainer.estimated_stepping_batches))
 
-    def validation_step(self, batch, batch_idx):
+    def validation_step(self, batch, batch_idx, dataloader_idx=0):
         x, y = batch
         logits = self.model(x)
         if self.flip_tta:
             logits = (logits + self.model(x.flip(3))) / 2
-        self._accumulate(self.eval_split, logits, y, F.cross_entropy(logits, y))
+        self._accumulate(self.eval_splits[dataloader_idx], logits, y, F.cross_entropy(logits, y))
 
     def on_validation_epoch_end(self):
-        self._log_split(self.eval_split)
+        for split in self.eval_splits:
+            self._log_split(split)
         self._log_split("train")  # the training epoch has finished when validation runs
 
     def on_train_epoch_end(self):

@@ -53,6 +53,7 @@ class FitResult:
     precision: str = "32-true"  # what the Trainer used
     precision_reason: str = ""  # why (``auto`` resolved for this machine, or as set)
     is_global_zero: bool = True
+    monitor: str = ""  # the logged metric that picked best_ckpt
 
 
 @functools.cache
@@ -240,7 +241,8 @@ def fit(module: pl.LightningModule, train_loader, eval_loader, run_dir: Path, ru
         length: Length, *, monitor: str, mode: Literal["max", "min"], **record_kw: Any) -> FitResult:
     """Train ``module`` for ``length``; returns where the best and last checkpoints are and when the best was.
 
-    With ``run.resume`` the run continues from ``checkpoints/last.ckpt`` (checked first).
+    ``eval_loader`` may be a list (one per evaluated split, see ``ClassifierModule``); None trains without
+    evaluation. With ``run.resume`` the run continues from ``checkpoints/last.ckpt`` (checked first).
     ``record_kw`` (``epoch_offset``, ``row_extra``) go to ``EpochRecord``.
 
     Raises:
@@ -261,7 +263,8 @@ def fit(module: pl.LightningModule, train_loader, eval_loader, run_dir: Path, ru
     reason = precision_choice(hardware.precision, hardware.accelerator)[1]
     if trainer.is_global_zero:
         print(f"cnnlab: precision {trainer.precision} ({reason})", file=sys.stderr)
-    for loader in (train_loader, eval_loader):
+    eval_loaders = eval_loader if isinstance(eval_loader, (list, tuple)) else [eval_loader]
+    for loader in (train_loader, *eval_loaders):
         if hasattr(loader, "shard"):
             loader.shard(trainer.global_rank, trainer.world_size)
     try:
@@ -290,7 +293,8 @@ def fit(module: pl.LightningModule, train_loader, eval_loader, run_dir: Path, ru
     return FitResult(best_ckpt=record.best_path, last_ckpt=last, best_epoch=record.best_epoch,
                      best_score=record.best_score if record.best_score is not None else float("nan"),
                      epochs=record.last_epoch, wall_time_s=record.elapsed(), precision=str(trainer.precision),
-                     precision_reason=reason, is_global_zero=trainer.is_global_zero)
+                     precision_reason=reason, is_global_zero=trainer.is_global_zero,
+                     monitor=monitor if has_eval else "")
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab import files
+from cnnlab.stats import mean_std, wilson_interval
 
 
 def cell_text(value: Any) -> str:
@@ -67,29 +68,10 @@ def write_table(rows: list[dict[str, Any]], path_stem: str | Path, caption: str 
     return [md, csv_path, tex]
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for one value, NaN for none)."""
-    n = len(values)
-    if n == 0:
-        return float("nan"), float("nan")
-    mean = sum(values) / n
-    std = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0
-    return mean, std
-
-
 def fmt_pct(values: list[float]) -> str:
     """Accuracies (fractions) as percent with one decimal, over several seeds as 'MEAN ± STD'."""
     mean, std = mean_std([100 * v for v in values])
     return f"{mean:.1f} ± {std:.1f}" if len(values) > 1 else f"{mean:.1f}"
-
-
-def wilson_interval(accuracy: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """The Wilson score interval of an accuracy (a fraction) measured on ``n`` examples (scipy's)."""
-    from scipy.stats import binomtest
-
-    k = round(accuracy * n)
-    ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(ci.low), float(ci.high)
 
 
 def fmt_acc(values: list[float], n: int | None) -> str:
