@@ -78,7 +78,7 @@ def test_lab_runs_everything_and_a_killed_lab_resumes_without_losing_runs(tiny_p
         assert expected in after
     assert any(k.startswith("notmnist/conv-dae") for k in after)
     report = (tmp_path / "report" / "report.md").read_text()
-    assert "Missing" not in report and "Transfer bought" in report and "**g) " in report
+    assert "Missing" not in report and "What the ImageNet weights bought, like for like" in report and "**g) " in report
     table = json.loads((runs / "cifar" / "sequential-s0" / "summary.json").read_text())
     assert f"{100 * table['test_acc']:.1f}" in report
 

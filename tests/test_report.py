@@ -53,7 +53,7 @@ def test_missing_runs_are_reported_not_invented(tmp_path):
     text = md.read_text()
     assert "**Missing:** no finished Food-101 runs" in text and "**Missing:** no notMNIST runs" in text
     assert "no measured number is quoted" in text
-    assert "Transfer bought" not in text
+    assert "ImageNet weights bought" not in text and "like for like" not in text
 
 
 def test_report_command(all_runs, tmp_path, capsys):

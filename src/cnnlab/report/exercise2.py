@@ -41,7 +41,8 @@ def cost(s: dict[str, Any]) -> dict[str, Any]:
 def budget_text(s: dict[str, Any]) -> str:
     c = cost(s)
     images = f", {c['images']:,} images through the backbone" if c["images"] else ""
-    return f"{c['epochs']} epochs, {duration(c['seconds'])}{images}{c['note']}"
+    epochs = f"{c['epochs']} epoch" + ("s" if c["epochs"] != 1 else "")
+    return f"{epochs}, {duration(c['seconds'])}{images}{c['note']}"
 
 
 def transfer_pairs(runs: list[Run]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
