@@ -83,7 +83,7 @@ def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:
     text, facts = verdict(entries)
     doc.add(Paragraph(text))
     curves = plot_curves({e.name: e.first.path for e in entries}, figures_dir / "cifar_curves.png",
-                         title="CIFAR-10: accuracy and loss per epoch (dashed: train, solid: monitored split)")
+                         title="CIFAR-10: accuracy and loss per epoch (dashed: train, running over augmented batches; dotted: val; solid: test)")
     if curves:
         doc.add(Figure(curves, "Training curves of every architecture (first seed)"))
     doc.add(Heading("Architecture graphs", level=3))

@@ -19,7 +19,8 @@ def read_metrics(run_dir: Path) -> list[dict[str, float]]:
 
 def plot_curves(runs: dict[str, Path], out: Path, metrics: tuple[str, ...] = ("acc", "loss"),
                 title: str = "") -> Path | None:
-    """One panel per metric; each run a colour, train dashed and eval (test or val) solid."""
+    """One panel per metric; each run a colour: train dashed (the running value over the epoch's augmented
+    batches, in train mode), val dotted, test solid."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -35,7 +36,7 @@ def plot_curves(runs: dict[str, Path], out: Path, metrics: tuple[str, ...] = ("a
         for i, (name, rows) in enumerate(series.items()):
             colour = colours[i % len(colours)]
             epochs = [r["epoch"] for r in rows]
-            for split, style in (("train", "--"), ("val", "-"), ("test", "-")):
+            for split, style in (("train", "--"), ("val", ":"), ("test", "-")):
                 key = f"{split}_{metric}"
                 if any(key in r for r in rows):
                     values = [r.get(key) for r in rows]
