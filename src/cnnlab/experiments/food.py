@@ -215,7 +215,8 @@ def train(cfg: FoodConfig) -> Path:
         train_acc = accuracy(*scored(outcome.model, outcome.inputs, cfg, "train"))
     else:
         train_acc = logged_train_acc(run_dir, outcome.best_epoch)
-    title = f"{cfg.backbone} + {cfg.head}, {cfg.strategy}: test top-1 {100 * scores['top1']:.1f}%"
+    title = (f"{cfg.backbone} + {cfg.head}, {cfg.strategy}: test top-1 {100 * scores['top1']:.1f}%"
+             + (" (epoch chosen on test: optimistic)" if eval_split(cfg) == "test" else ""))
     plot_confusion(scores["confusion"], data.classes, run_dir / "confusion.png", title=title)
     entry = resolve_backbone(cfg.backbone)
     finetune = cfg.strategy == "finetune"

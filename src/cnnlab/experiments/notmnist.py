@@ -360,7 +360,8 @@ def _print_result(run_dir: Path) -> None:
     s = read_summary(run_dir)
     gain = f", gain {s['psnr_gain_db']:+.1f} dB over the noisy input" if "psnr_gain_db" in s else ""
     print(f"{run_dir}: test MSE {s['test_mse']:.4f}, PSNR {s['test_psnr']:.2f} dB{gain} "
-          f"(best epoch {s['best_epoch']} of {s['epochs']}, {s['wall_time_s']:.0f} s)")
+          f"(best epoch {s['best_epoch']} of {s['epochs']}, chosen on {s['monitor'].replace('_', ' ')}"
+          f"{': an optimistic test figure' if s['monitor'].startswith('test') else ''}; {s['wall_time_s']:.0f} s)")
 
 
 def cmd_ae(cfg: AEConfig) -> int:
