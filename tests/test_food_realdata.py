@@ -1,5 +1,6 @@
 """Real Food-101 images (../shared/data/food-101-first10.tar; skipped when absent): the offline
-EfficientNet-Lite0, with its own timm preprocessing, calls breakfast burritos "burrito" (ImageNet 965)."""
+EfficientNet-Lite0, Lite1 and Lite2, each with its own timm preprocessing, call breakfast burritos
+"burrito" (ImageNet 965)."""
 
 from __future__ import annotations
 
@@ -33,8 +34,9 @@ def _first_test_images(tmp_path: Path, food_class: str, n: int) -> list[Path]:
     return [tmp_path / m for m in wanted]
 
 
-def test_offline_lite0_sees_burritos(tmp_path):
-    model = create_backbone("efficientnet_lite0", keep_classifier=True).eval()
+@pytest.mark.parametrize("backbone", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
+def test_offline_lite_backbones_see_burritos(tmp_path, backbone):
+    model = create_backbone(backbone, keep_classifier=True).eval()
     pre = preprocess_for(model)
     paths = _first_test_images(tmp_path, "breakfast_burrito", 8)
     images = torch.stack([decode_image(p, pre.stored_size, pre.interpolation) for p in paths])

