@@ -214,8 +214,8 @@ def test_the_denoiser_answer_takes_its_sizes_from_the_run():
     assert "Yes, by size" in small and "does not improve" in small
 
 
-def test_the_skip_connection_answer_compares_residual_with_sequential_on_the_same_recipe():
-    from cnnlab.report.questions import answer_b
+def test_the_skip_connection_sentence_compares_residual_with_sequential_on_the_same_recipe():
+    from cnnlab.report.exercise1 import skip_connection_sentence as answer_b
 
     facts = {"values_by_entry": {"residual": ([0.70], 1000), "sequential": ([0.60], 1000),
                                  "residual_fast": ([0.90], 1000)},

@@ -107,3 +107,38 @@ def test_each_section_shows_the_newest_qualifying_run_and_names_it(all_runs, tmp
     os.utime(older / "summary.json")  # now the other one finished last
     _, md = build(runs, tmp_path / "report2")
     assert "Run `dense-ae-32-s0`" in md.read_text()
+
+
+SHEET = Path(__file__).resolve().parents[2] / "shared" / "lab" / "lab-sheet.txt"
+
+
+def sheet_letters() -> dict[str, list[str]]:
+    """The question letters of each part of the lab sheet: from the sheet itself when it is there, else
+    as the sheet has them (Exercise 3 dense a-g, denoising a-e; Exercise 4 a-g)."""
+    if not SHEET.is_file():
+        return {"dense": list("abcdefg"), "denoising": list("abcde"), "review": list("abcdefg")}
+    text = SHEET.read_text()
+    dense = text[text.index("Create a shallow dense autoencoder"):text.index("Create a convolutional de-noising")]
+    denoise = text[text.index("Create a convolutional de-noising"):text.index("Exercise 4")]
+    review = text[text.index("Exercise 4"):]
+    return {part: re.findall(r"^- ([a-g])\)", body, flags=re.M)
+            for part, body in (("dense", dense), ("denoising", denoise), ("review", review))}
+
+
+def test_every_question_of_the_lab_sheet_has_its_answer(tmp_path):
+    from cnnlab.report.questions import QUESTIONS
+
+    letters = sheet_letters()
+    assert letters == {"dense": list("abcdefg"), "denoising": list("abcde"), "review": list("abcdefg")}
+    assert [q[0] for q in QUESTIONS] == letters["review"]  # the sheet's questions, in its order, no others
+    runs = tmp_path / "runs"
+    cifar_runs(runs), food_runs(runs), notmnist_runs(runs)
+    text = build(runs, tmp_path / "report")[1].read_text()
+    review = text[text.index("## Exercise 4"):]
+    for letter in letters["review"]:
+        assert f"**{letter}) " in review
+    exercise3 = text[text.index("## Exercise 3"):text.index("## Exercise 4")]
+    for letter in letters["dense"]:
+        assert f"**{letter}) " in exercise3, letter
+    for letter in letters["denoising"]:
+        assert f"**Denoising {letter}) " in exercise3, letter

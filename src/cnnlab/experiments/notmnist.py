@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 
 from cnnlab import config as cfgmod
 from cnnlab import files
@@ -39,7 +40,7 @@ from cnnlab.experiments.configs import (AEConfig, AutoencoderOptions, DenoiseCon
                                         SvmConfig, SweepConfig, TableRun)
 from cnnlab.experiments.notmnist_svm import FEATURES, FeatureInputs, SvmGrid, svm_table
 from cnnlab.metrics import quality
-from cnnlab.models.autoencoders import (AUTOENCODERS, code_size_line, create_autoencoder, describe_autoencoder,
+from cnnlab.models.autoencoders import (AUTOENCODERS, IMAGE_SHAPE, code_size_line, create_autoencoder, describe_autoencoder,
                                         parameter_bytes)
 from cnnlab.models.describe import describe
 from cnnlab.models.registry import count_params
@@ -100,8 +101,11 @@ def _fit_autoencoder(model, cfg: AEConfig | DenoiseConfig, run_dir: Path, train_
 
 
 def _run_summary(run_dir: Path, cfg: AEConfig | DenoiseConfig, model, result, scores: dict, **extra) -> dict:
+    with torch.no_grad():
+        output_shape = list(model(torch.zeros(1, *IMAGE_SHAPE)).shape[1:])
     return {"name": run_dir.name, "exercise": EXERCISE, "model": getattr(cfg, "model", "dense-ae"),
-            "data_fingerprint": data_fingerprint(cfg),
+            "data_fingerprint": data_fingerprint(cfg), "input_shape": list(IMAGE_SHAPE), "output_shape": output_shape,
+            "encoder_params": count_params(model.encoder), "decoder_params": count_params(model.decoder),
             "architecture": describe(model), "params": count_params(model),
             "epochs": result.epochs, "best_epoch": result.best_epoch, "monitor": result.monitor,
             "best_monitored": result.best_score, **scores, "wall_time_s": result.wall_time_s,
@@ -148,6 +152,7 @@ def _train_ae(cfg: AEConfig) -> Path:
                 caption=compression_caption(one_off))
     write_summary(run_dir, _run_summary(run_dir, cfg, best, result, scores, code_dim=cfg.code_dim,
                                         compression=rows, **one_off, train_images=len(images.train.x),
+                                        val_images=len(images.val) if images.val is not None else 0,
                                         test_images=len(x_test)))
     return run_dir
 
@@ -312,7 +317,8 @@ def _denoise(cfg: DenoiseConfig) -> Path:
     write_summary(run_dir, _run_summary(run_dir, cfg, best, result, scores, noise=str(spec),
                                         code=code_size_line(best), code_values=best.code_size,
                                         code_shape=list(best.code_shape), decoder_bytes_float32=parameter_bytes(best.decoder),
-                                        train_images=len(images.train.x), test_images=len(images.test.x)))
+                                        train_images=len(images.train.x), test_images=len(images.test.x),
+                                        val_images=len(images.val) if images.val is not None else 0))
     return run_dir
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from cnnlab.viz.curves import plot_curves
 from cnnlab.report.document import Document, Figure, Heading, Missing, Paragraph, Preformatted, Table
 from cnnlab.viz.comparisons import TEST_ON_TEST, TEST_ON_VAL, chosen_on, table1_row, table1_verdict
-from cnnlab.stats import mean_std
+from cnnlab.stats import difference, mean_std
 from cnnlab.report.runs import add_diverged, Entry, group_by_entry, load_runs
 
 HOW = "Run `cnnlab cifar compare --preset quick` (or `cnnlab lab`)."
@@ -56,6 +56,22 @@ def verdict(entries: list[Entry]) -> tuple[str, dict[str, Any]]:
     return text, facts
 
 
+def skip_connection_sentence(facts: dict[str, Any]) -> str:
+    """What the skip connections bought in this lab: ``residual`` against ``sequential``, the two entries of
+    Table 1 that share one recipe, with the interval of the difference ("" when either is missing)."""
+    values = facts.get("values_by_entry", {})
+    if "residual" not in values or "sequential" not in values:
+        return ""
+    (res, n_res), (seq, n_seq) = values["residual"], values["sequential"]
+    d = difference(res, seq, n_res, n_seq)
+    params = facts.get("params_by_entry", {})
+    verdict = d.verdict("the residual network is ahead", "the residual network is behind")
+    return (f"Skip connections, with the same recipe: residual reached {100 * sum(res) / len(res):.1f}% against "
+            f"{100 * sum(seq) / len(seq):.1f}% for the sequential baseline ({params.get('residual', 0):,} against "
+            f"{params.get('sequential', 0):,} parameters): {verdict} (residual minus sequential: {d.text()}; "
+            f"{facts.get('chosen_on_text', '')}).")
+
+
 def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:
     doc.add(Heading("Exercise 1: non-sequential CNNs on CIFAR-10", anchor="exercise-1"))
     every = load_runs(runs_dir, "cifar")
@@ -81,7 +97,7 @@ def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:
                           "shown; seeds are never averaged with their own re-runs): " + ", ".join(reruns) + "."))
     doc.add(Table(hyperparameter_rows(entries), caption="Hyper-parameters of each run"))
     text, facts = verdict(entries)
-    doc.add(Paragraph(text))
+    doc.add(Paragraph(text + (" " + skip_connection_sentence(facts) if skip_connection_sentence(facts) else "")))
     curves = plot_curves({e.name: e.first.path for e in entries}, figures_dir / "cifar_curves.png",
                          title="CIFAR-10: accuracy and loss per epoch (dashed: train, running over augmented batches; dotted: val; solid: test)")
     if curves:

@@ -35,7 +35,8 @@ def dense_section(doc: Document, ae_runs: list[Run], facts: dict[str, Any]) -> N
     main = newest(lab_code or ae_runs)
     s = main.summary
     facts.update(ae_code=s["code_dim"], ae_psnr=s["test_psnr"], ae_mse=s["test_mse"], ae_ssim=s.get("test_ssim"),
-                 ae_epochs=s["epochs"], ae_decoder_bytes=s.get("decoder_bytes_float32"))
+                 ae_epochs=s["epochs"], ae_decoder_bytes=s.get("decoder_bytes_float32"), ae_summary=s,
+                 ae_run=main.name)
     doc.add(Paragraph(f"Run `{main.name}`. 784 -> {s['code_dim']} (ReLU) -> 784 (sigmoid); encoder, decoder and "
                       f"autoencoder are three "
                       f"models sharing one set of weights. {s['epochs']} epochs, {s['hyperparameters']['loss']} loss, "
@@ -90,7 +91,7 @@ def denoise_section(doc: Document, dae_runs: list[Run], facts: dict[str, Any]) -
         return
     run = newest(dae_runs)
     s = run.summary
-    facts.update(dae_gain=s["psnr_gain_db"], dae_noisy_psnr=s["noisy_psnr"], dae_psnr=s["test_psnr"],
+    facts.update(dae_summary=s, dae_run=run.name, dae_gain=s["psnr_gain_db"], dae_noisy_psnr=s["noisy_psnr"], dae_psnr=s["test_psnr"],
                  dae_code=s.get("code", ""), dae_code_values=s.get("code_values"),
                  dae_code_shape=s.get("code_shape"), dae_noise=s.get("noise"), dae_epochs=s["epochs"])
     if (run.path / "model_summary.txt").is_file():
@@ -196,16 +197,74 @@ def denoiser_answer(facts: dict[str, Any]) -> str:
             f"denoised ({gain:+.1f} dB).")
 
 
+def _shape(values: Any) -> str:
+    return "x".join(map(str, values)) if values else "?"
+
+
+def dense_answers(s: dict[str, Any]) -> list[str]:
+    """The sheet's dense-autoencoder steps a) to e), each from the run's summary."""
+    code, pixels = s["code_dim"], 784
+    hp = s.get("hyperparameters", {})
+    where = ("between the 10 classes and the 784 pixels" if 10 < code < pixels
+             else "outside the range between the 10 classes and the 784 pixels")
+    same = s.get("input_shape") and s.get("input_shape") == s.get("output_shape")
+    parts = [f"**a) Code size.** {code} values, {where}; the sweep below measures other sizes.",
+             f"**b) Layers.** Input {_shape(s.get('input_shape'))} (784 values) -> dense {code} (ReLU) -> dense 784 "
+             f"(sigmoid) -> output {_shape(s.get('output_shape'))}: "
+             + ("the output has the input's shape." if same else "the shapes were not recorded by this run.")]
+    if s.get("encoder_params") is not None:
+        shared = s["encoder_params"] + s["decoder_params"] == s["params"]
+        parts.append(f"**c) Models.** The encoder ({s['encoder_params']:,} parameters) and the decoder "
+                     f"({s['decoder_params']:,}) are the autoencoder's two halves ({s['params']:,} parameters"
+                     + (", the sum: the three models share one set of weights)." if shared else ")."))
+    else:
+        parts.append("**c) Models.** The encoder and the decoder are the autoencoder's two halves, sharing its "
+                     "weights (this run did not record their parameter counts).")
+    monitor = str(s.get("monitor", "test_loss")).replace("_", " ")
+    parts.append(f"**d) Training.** {hp.get('loss', '?')} loss, Adam, batch {hp.get('batch_size', '?')}, "
+                 f"{s['epochs']} epochs; the best epoch ({s['best_epoch']}) chosen on {monitor}"
+                 + (": an optimistic test figure" if monitor.startswith("test") else "")
+                 + f"; test MSE {s['test_mse']:.4f}, PSNR {s['test_psnr']:.2f} dB.")
+    parts.append("**e) Visualisation.** The figure above: test letters on top, their reconstructions below, and "
+                 "the codes as tiles.")
+    return parts
+
+
+def denoising_answers(facts: dict[str, Any]) -> list[str]:
+    """The sheet's denoising steps a) to e), each from the run's summary."""
+    s = facts["dae_summary"]
+    hp = s.get("hyperparameters", {})
+    same = s.get("input_shape") and s.get("input_shape") == s.get("output_shape")
+    code = _shape(s.get("code_shape"))
+    return [
+        f"**Denoising a) Shapes.** The layer summary above: input {_shape(s.get('input_shape'))}, code {code}, output "
+        f"{_shape(s.get('output_shape'))}: " + ("the output has the input's shape; the feature maps shrink to the code "
+                                                "and grow back (the diabolo)." if same else "shapes not recorded."),
+        denoiser_answer(facts),
+        f"**Denoising c) Noise.** {s.get('noise')}: fresh noise on every training batch, fixed noise (its own seed) on "
+        f"the test images, so every run is scored on the same noisy letters.",
+        f"**Denoising d) Training.** {hp.get('loss', '?')} loss, batch {hp.get('batch_size', '?')}, {s['epochs']} "
+        f"epochs, best epoch chosen on {str(s.get('monitor', 'test_loss')).replace('_', ' ')}.",
+        f"**Denoising e) Visualisation.** The figure above (noisy, denoised, clean) and the table: PSNR "
+        f"{s['noisy_psnr']:.1f} dB noisy, {s['test_psnr']:.1f} dB denoised.",
+    ]
+
+
 def answers(doc: Document, facts: dict[str, Any]) -> None:
+    """Every question of the sheet's Exercise 3, in its order, each from this lab's runs."""
     doc.add(Heading("Answers to the exercise's questions", level=3))
+    if "ae_summary" in facts:
+        for text in dense_answers(facts["ae_summary"]):
+            doc.add(Paragraph(text))
     if "compression" in facts:
         doc.add(Paragraph(compression_answer(facts["compression"], facts.get("ae_decoder_bytes") or 0)))
-    if "sweep" in facts:
-        doc.add(Paragraph(sweep_answer(facts["sweep"])))
     if "svm" in facts:
         doc.add(Paragraph(svm_answer(facts["svm"], facts.get("svm_test_images"))))
-    if "dae_gain" in facts:
-        doc.add(Paragraph(denoiser_answer(facts)))
+    if "sweep" in facts:
+        doc.add(Paragraph(sweep_answer(facts["sweep"])))
+    if "dae_summary" in facts:
+        for text in denoising_answers(facts):
+            doc.add(Paragraph(text))
 
 
 def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:
