@@ -59,6 +59,11 @@ def test_difference_of_single_runs_is_newcombe_and_of_seeds_is_welch():
     noisy = difference([0.80, 0.60, 0.70], [0.69, 0.71, 0.70], 1000, 1000)
     assert noisy.within_noise  # same mean gap as nothing, huge seed spread
     assert difference([0.8], [0.7]).within_noise and "unknown" in difference([0.8], [0.7]).text()
+    # Seeds that all agree have no spread for Welch: the test-set sampling is what is left, not [d, d].
+    flat = difference([0.80, 0.80], [0.79, 0.79], 1000, 1000)
+    assert flat.method.startswith("Newcombe") and flat.within_noise and flat.low < flat.diff < flat.high
+    mixed = difference([0.80], [0.70, 0.72], 1000, 1000)  # one seed against two: no honest interval
+    assert not mixed.known and mixed.verdict("ahead", "behind") == "no interval to judge by"
 
 
 def test_a_ranking_says_within_noise_exactly_when_the_interval_covers_zero():

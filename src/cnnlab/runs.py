@@ -4,6 +4,7 @@
         config.yaml            resolved config of the run
         metrics.csv            one row per epoch
         checkpoints/best.ckpt  best by the monitored metric; checkpoints/last.ckpt for --resume
+        data_fingerprint       the fingerprint of the data source it trains on (written when it starts)
         summary.json           the numbers tables and the report are built from (see REQUIRED)
 
 A run name that exists is never reused silently: a suffix is added (``name-2``), unless the caller
@@ -67,6 +68,17 @@ def new_run_dir(exercise: str, name: str, *, runs_dir: str | Path | None = None,
         print(f"cnnlab: run {run} exists; writing to {candidate} instead (use --force to replace it, "
               f"--resume to continue it)", file=sys.stderr)
     return candidate
+
+
+DATA_FINGERPRINT = "data_fingerprint"
+
+
+def recorded_fingerprint(run_dir: Path) -> str | None:
+    """The data fingerprint a run recorded when it started (None: a run of an earlier version)."""
+    try:
+        return (Path(run_dir) / DATA_FINGERPRINT).read_text().strip() or None
+    except OSError:
+        return None
 
 
 def is_finished(run_dir: Path) -> bool:

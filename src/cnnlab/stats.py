@@ -71,21 +71,23 @@ class Difference:
 def difference(a: list[float], b: list[float], n_a: int | None = None, n_b: int | None = None,
                confidence: float = 0.95) -> Difference:
     """The difference of mean accuracy ``a`` minus ``b`` (fractions; one value per seed) and its interval:
-    Welch's t when both have two or more seeds, else Newcombe's from the Wilson intervals of the means on
-    ``n_a`` and ``n_b`` scored images (unknown without them).
+    Welch's t when both have two or more seeds (and some spread); Newcombe's from the Wilson intervals of
+    the means on ``n_a`` and ``n_b`` scored images for single runs, or seeds that all agree; unknown
+    (NaN bounds) for one seed against several, or without the image counts.
 
     >>> round(difference([0.80], [0.70], 1000, 1000).low, 3)
     0.061
     """
     mean_a, mean_b = mean_std(a)[0], mean_std(b)[0]
     diff = mean_a - mean_b
-    if len(a) >= 2 and len(b) >= 2:
+    if len(a) >= 2 and len(b) >= 2 and (mean_std(a)[1] > 0 or mean_std(b)[1] > 0):
         from scipy.stats import ttest_ind
 
-        if mean_std(a)[1] == 0 and mean_std(b)[1] == 0:  # identical seeds: no spread to test against
-            return Difference(diff, diff, diff, f"{len(a)} and {len(b)} seeds, no spread")
         ci = ttest_ind(a, b, equal_var=False).confidence_interval(confidence_level=confidence)
         return Difference(diff, float(ci.low), float(ci.high), f"Welch, {len(a)} and {len(b)} seeds")
+    if (len(a) >= 2) != (len(b) >= 2):  # a binomial interval on one side would ignore the other's seed spread
+        return Difference(diff, float("nan"), float("nan"), f"{len(a)} against {len(b)} seeds")
+    # Single runs, or seeds without any spread (identical results): only the test-set sampling is left.
     if not n_a or not n_b:
         return Difference(diff, float("nan"), float("nan"), "test-set sizes unknown")
     la, ua = wilson_interval(mean_a, n_a, confidence)

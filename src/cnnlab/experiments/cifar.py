@@ -28,7 +28,7 @@ from cnnlab.data.augment import Normalize
 from cnnlab.data.loader import TensorLoader
 from cnnlab.data.splits import Dataset, Split, subsets
 from cnnlab.errors import ConfigError, TrainingDiverged
-from cnnlab.experiments.common import (diverged_runs_recorded, open_run, preset_run, read_compare_config,
+from cnnlab.experiments.common import (check_split_drawn_alike, diverged_runs_recorded, open_run, preset_run, read_compare_config,
                                        recorded_summary, run_or_reuse)
 from cnnlab.experiments.configs import (ArchOptions, CifarConfig, CifarData, EvaluateOptions, GraphOptions,
                                         SeededCompareOptions)
@@ -139,7 +139,7 @@ def train(cfg: CifarConfig) -> Path:
     monitored = eval_splits[0]
     model = build_model(cfg.arch, cfg.model)
     fit_to_data(model, cfg, data.train)
-    run_dir = open_run(EXERCISE, cfg, cfg.run)
+    run_dir = open_run(EXERCISE, cfg, cfg.run, data.fingerprint)
     graph = write_model_files(model, run_dir)
     module = ClassifierModule(model, cfg.optim, channels_last=cfg.hardware.channels_last, flip_tta=cfg.flip_tta,
                               eval_split=eval_splits, hparams=cfgmod.to_dict(cfg))
@@ -214,6 +214,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str = "", d
     summary = recorded_summary(run_dir, EXERCISE)
     cfg = cfgmod.load(CifarConfig, run_dir / "config.yaml",
                       {k: v for k, v in {"data.data_dir": data_dir, "data.data_root": data_root}.items() if v})
+    check_split_drawn_alike(summary, run_dir, split)
     data = make_splits(cfg.data, cfg.run.seed)[0]
     if split == "val" and data.val is None:
         raise ConfigError(f"{run_dir} has no val split (it was trained with val_fraction 0): use --split test or train")

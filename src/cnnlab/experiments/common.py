@@ -14,7 +14,9 @@ from typing import Any, TypeVar
 from cnnlab import config as cfgmod
 from cnnlab.errors import CheckpointError, ConfigError, TrainingDiverged
 from cnnlab.paths import runs_root
-from cnnlab.runs import environment, is_diverged, is_finished, new_run_dir, read_summary, write_summary
+from cnnlab import files
+from cnnlab.runs import (DATA_FINGERPRINT, environment, is_diverged, is_finished, new_run_dir, read_summary,
+                         recorded_fingerprint, write_summary)
 from cnnlab.train.checkpoint import read_checkpoint, recorded_state
 from cnnlab.train.engine import check_hardware, child_of_launcher
 from cnnlab.experiments.configs import name_of, run_name
@@ -30,10 +32,11 @@ HOW_NOT_WHAT = ("run.name", "run.runs_dir", "run.progress", "run.resume", "run.f
 RESUME_MAY_CHANGE = ("optim.epochs", "optim.early_stopping_patience")
 
 
-def open_run(exercise: str, cfg: Any, run: RunOptions) -> Path:
+def open_run(exercise: str, cfg: Any, run: RunOptions, data_fingerprint: str = "") -> Path:
     """The run folder for ``cfg`` (named ``run.name``, else by the config: see ``name_of``), with
-    ``config.yaml`` written. A DDP worker started by Lightning's launcher re-runs our command, so it must
-    reuse the folder its parent chose (``CNNLAB_RUN_DIR``).
+    ``config.yaml`` and the ``data_fingerprint`` of the data it trains on written. A DDP worker started by
+    Lightning's launcher re-runs our command, so it must reuse the folder its parent chose
+    (``CNNLAB_RUN_DIR``).
 
     A resume is checked before anything is written (see ``check_resume``), so a refused resume
     changes nothing in the run folder.
@@ -45,21 +48,32 @@ def open_run(exercise: str, cfg: Any, run: RunOptions) -> Path:
         check_hardware(cfg.hardware)  # before the folder exists: a refused setting leaves nothing behind
     run_dir = new_run_dir(exercise, name_of(cfg), runs_dir=run.runs_dir or None, force=run.force, resume=run.resume)
     if run.resume:
-        check_resume(cfg, run_dir)
+        check_resume(cfg, run_dir, data_fingerprint)
     os.environ["CNNLAB_RUN_DIR"] = str(run_dir)
     cfgmod.save(cfg, run_dir / "config.yaml")
+    if data_fingerprint:
+        files.write_text(run_dir / DATA_FINGERPRINT, data_fingerprint + "\n")
     return run_dir
 
 
-def check_resume(cfg: Any, run_dir: Path) -> None:
+def check_resume(cfg: Any, run_dir: Path, data_fingerprint: str = "") -> None:
     """Refuse a resume that could not continue ``run_dir`` truthfully.
 
     Raises:
         CheckpointError: ``last.ckpt`` is truncated, corrupt or unsafe.
         ConfigError: the command changes a setting other than ``RESUME_MAY_CHANGE`` (the run would
-            no longer be what its config.yaml says).
+            no longer be what its config.yaml says), or the data is another copy than the one the run
+            began on, or the run was begun by an earlier cnnlab (which drew its splits otherwise).
     """
     last = run_dir / "checkpoints" / "last.ckpt"
+    if data_fingerprint and last.is_file():
+        recorded = recorded_fingerprint(run_dir)
+        if recorded is None:
+            raise ConfigError(f"resume: {run_dir} was begun by an earlier cnnlab, which drew its train/val/test "
+                              f"subsets differently; start a new run without --resume (or --force)")
+        if recorded != data_fingerprint:
+            raise ConfigError(f"resume: {run_dir} was begun on another copy of the data (fingerprint {recorded}, "
+                              f"now {data_fingerprint}); point --data-dir at that copy, or start a new run")
     if last.is_file() and not recorded_state(read_checkpoint(last, mmap=True)):
         raise CheckpointError(f"{last}: written by an older cnnlab, without the record a resume needs to keep "
                               f"its logs and best.ckpt true; start over with --force (or another --name)")
@@ -143,6 +157,10 @@ def reuse_or_resume(exercise: str, cfg: T, fingerprint: Callable[[T], str] | Non
                     continue
             return cfg, run_dir
         if (run_dir / "checkpoints" / "last.ckpt").is_file():
+            if fingerprint is not None and recorded_fingerprint(run_dir) != (wanted := wanted or fingerprint(cfg)):
+                print(f"cnnlab: not resuming {run_dir}: it was begun on other data or by an earlier cnnlab",
+                      file=sys.stderr)
+                continue
             return cfgmod.replace(cfg, {"run.name": run_dir.name, "run.resume": True}), None
     return cfg, None
 
@@ -161,6 +179,18 @@ def run_or_reuse(exercise: str, cfg: Any, train: Callable[[Any], Path],
         print(f"cnnlab: {name_of(cfg)}: {e}", file=sys.stderr)
         run_dir = e.run_dir
     return read_summary(run_dir)
+
+
+def check_split_drawn_alike(summary: dict[str, Any], run_dir: Path, split: str) -> None:
+    """Runs of earlier versions drew their train and val subsets otherwise: only their test split (drawn
+    then as now) can be scored again. (Their summaries lack ``data_fingerprint``.)
+
+    Raises:
+        ConfigError: ``split`` is train or val of such a run.
+    """
+    if split != "test" and "data_fingerprint" not in summary:
+        raise ConfigError(f"{run_dir} was trained by an earlier cnnlab, which drew its train and val subsets "
+                          f"otherwise: only --split test scores the images it was scored on")
 
 
 def recorded_summary(run_dir: Path, exercise: str) -> dict[str, Any]:

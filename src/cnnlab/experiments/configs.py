@@ -93,6 +93,11 @@ class CifarConfig:
     optim: ClassifierOptim = field(ClassifierOptim(batch_size=32), "the optimisation")
     data: CifarData = field(CifarData(), "the data")
 
+    def __post_init__(self) -> None:
+        if self.data.monitor == "test" and self.data.val_fraction > 0 and self.optim.early_stopping_patience > 0:
+            raise ConfigError("optim.early_stopping_patience with data.monitor test: the test set would decide when "
+                              "to stop, so the epoch val chooses would not be an honest figure; monitor val to stop early")
+
     def sizes(self) -> dict[str, int]:
         return {"n": self.data.limit_train}
 

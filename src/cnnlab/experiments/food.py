@@ -202,7 +202,7 @@ def train(cfg: FoodConfig) -> Path:
     net = build_net(cfg, len(data.classes))
     # The class count used, recorded (config.yaml, the name), whether asked for or taken from the data.
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, num_classes=len(data.classes)))
-    run_dir = open_run(EXERCISE, cfg, cfg.run)
+    run_dir = open_run(EXERCISE, cfg, cfg.run, data.fingerprint)
     with diverged_runs_recorded(run_dir, EXERCISE, sum(p.numel() for p in net.parameters()), backbone=cfg.backbone,
                                 head=cfg.head, strategy=cfg.strategy, num_classes=len(data.classes)):
         outcome: Outcome = STRATEGIES.create(cfg.strategy, net, data, pre, cfg, run_dir)

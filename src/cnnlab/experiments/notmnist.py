@@ -33,7 +33,7 @@ from cnnlab.data import notmnist
 from cnnlab.data.notmnist import as_float
 from cnnlab.data.splits import Dataset, Split, subsets
 from cnnlab.errors import ConfigError
-from cnnlab.experiments.common import (HOW_NOT_WHAT, config_changes, diverged_runs_recorded, open_run,
+from cnnlab.experiments.common import (HOW_NOT_WHAT, check_split_drawn_alike, config_changes, diverged_runs_recorded, open_run,
                                        recorded_summary, reuse_or_resume, same_run)
 from cnnlab.experiments.compression import compression_caption, compression_table
 from cnnlab.experiments.configs import (AEConfig, AutoencoderOptions, DenoiseConfig, EvaluateOptions, NotMnistData,
@@ -129,7 +129,7 @@ def _train_ae(cfg: AEConfig) -> Path:
     pl.seed_everything(cfg.run.seed, verbose=False)
     images = load_images(cfg.data, cfg.run.seed)
     model = create_autoencoder("dense-ae", code_dim=cfg.code_dim)
-    run_dir = open_run(EXERCISE, cfg, cfg.run)
+    run_dir = open_run(EXERCISE, cfg, cfg.run, images.fingerprint)
     train_loader = TensorLoader(images.train.x, images.train.x, cfg.optim.batch_size, shuffle=True, seed=cfg.run.seed)
     split = monitored(images)
     eval_x = images.split(split).x
@@ -207,16 +207,18 @@ def svm(cfg: SvmConfig) -> Path:
 
 def svm_autoencoder(cfg: SvmConfig) -> Path:
     """The ``ae`` run whose encoder gives the codes: ``ae_run``; else a finished ``notmnist ae`` run of
-    ``code_dim`` on the same data and seed, however it was trained (the newest); else the default
-    ``notmnist ae`` of ``code_dim``, trained now."""
+    ``code_dim`` on the same data (config and fingerprint) and seed, however it was trained (the newest);
+    else the default ``notmnist ae`` of ``code_dim``, trained now."""
     if cfg.ae_run:
         return Path(cfg.ae_run)
     wanted = AEConfig(code_dim=cfg.code_dim, threads=cfg.threads, data=cfg.data,
                       run=member_run(cfg.run))
     how_trained = tuple(k for k in cfgmod.leaves(AEConfig) if k.startswith(("optim.", "hardware."))) + ("threads",)
     base = runs_root(cfg.run.runs_dir or None) / EXERCISE
+    same_data = data_fingerprint(cfg)
     found = [p for p in base.glob(f"dense-ae-{cfg.code_dim}-*") if is_finished(p)
-             and config_changes(wanted, p, ignore=HOW_NOT_WHAT + how_trained) == {}]
+             and config_changes(wanted, p, ignore=HOW_NOT_WHAT + how_trained) == {}
+             and read_summary(p).get("data_fingerprint") == same_data]
     if found:
         newest = max(found, key=lambda p: (p / "summary.json").stat().st_mtime)
         print(f"cnnlab: the codes come from the finished run {newest}")
@@ -295,7 +297,7 @@ def _denoise(cfg: DenoiseConfig) -> Path:
     split = monitored(images)  # val's fixed noise is drawn from the next seed: never the test's
     noisy_eval = noisy_test if split == "test" else noisy_copy(images.val.x, spec, seed=cfg.test_noise_seed + 1)
     model = create_autoencoder(cfg.model)
-    run_dir = open_run(EXERCISE, cfg, cfg.run)
+    run_dir = open_run(EXERCISE, cfg, cfg.run, images.fingerprint)
     train_loader = TensorLoader(images.train.x, images.train.x, cfg.optim.batch_size, shuffle=True, seed=cfg.run.seed,
                                 transform=NoiseTransform(spec))  # (noisy, clean) pairs, new noise every epoch
     eval_loader = TensorLoader(noisy_eval, images.split(split).x, cfg.data.eval_batch_size)
@@ -337,7 +339,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str = "", d
     """
     run_dir = Path(run_dir)
     overrides = {k: v for k, v in {"data.data_dir": data_dir, "data.data_root": data_root}.items() if v}
-    recorded_summary(run_dir, EXERCISE)
+    check_split_drawn_alike(recorded_summary(run_dir, EXERCISE), run_dir, split)
     recorded = cfgmod.read_yaml(run_dir / "config.yaml")
     if "noise" in recorded:
         cfg: AEConfig | DenoiseConfig = cfgmod.load(DenoiseConfig, run_dir / "config.yaml", overrides)

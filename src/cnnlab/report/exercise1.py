@@ -47,6 +47,8 @@ def verdict(entries: list[Entry]) -> tuple[str, dict[str, Any]]:
     facts["params_by_entry"] = {e.name: e.first.summary["params"] for e in entries}
     facts["time_by_entry"] = {e.name: mean_std(e.values("wall_time_s"))[0] for e in entries}
     facts["seeds_by_entry"] = {e.name: len(e.runs) for e in entries}
+    facts["recipe_by_entry"] = {e.name: {k: v for k, v in (e.first.summary.get("hyperparameters") or {}).items()
+                                         if k != "precision_reason"} for e in entries}
     pick = "val" if facts.get("chosen_on") == "val" else "test"
     facts["values_by_entry"] = {
         e.name: ([float((r.summary.get("val_chosen") or {}).get("test_acc")) if pick == "val" else float(r.summary["test_acc"])
@@ -66,7 +68,11 @@ def skip_connection_sentence(facts: dict[str, Any]) -> str:
     d = difference(res, seq, n_res, n_seq)
     params = facts.get("params_by_entry", {})
     verdict = d.verdict("the residual network is ahead", "the residual network is behind")
-    return (f"Skip connections, with the same recipe: residual reached {100 * sum(res) / len(res):.1f}% against "
+    recipes = facts.get("recipe_by_entry", {})
+    same = recipes.get("residual") == recipes.get("sequential")
+    how = ("with the same recipe" if same else
+           "with different recipes (see the hyper-parameter table), so not like for like")
+    return (f"Skip connections, {how}: residual reached {100 * sum(res) / len(res):.1f}% against "
             f"{100 * sum(seq) / len(seq):.1f}% for the sequential baseline ({params.get('residual', 0):,} against "
             f"{params.get('sequential', 0):,} parameters): {verdict} (residual minus sequential: {d.text()}; "
             f"{facts.get('chosen_on_text', '')}).")

@@ -10,7 +10,7 @@ from cnnlab.stats import difference
 from cnnlab.viz.comparisons import chosen_on, duration, food_choice, food_label, food_row
 from cnnlab.viz.curves import plot_curves
 from cnnlab.report.document import Document, Figure, Heading, Missing, Paragraph, Table
-from cnnlab.report.runs import add_diverged, Run, load_runs
+from cnnlab.report.runs import add_diverged, group_by_entry, Run, load_runs
 
 HOW = "Run `cnnlab food compare --preset quick` (or `cnnlab lab`)."
 
@@ -23,18 +23,17 @@ def comparison_rows(runs: list[Run]) -> list[dict[str, Any]]:
 
 
 def cost(s: dict[str, Any]) -> dict[str, Any]:
-    """A run's budget: epochs, seconds (a frozen run's feature extraction counted when this run did it)
-    and training images passed through the backbone (an extraction pass counts once, a head epoch on
+    """A run's budget: epochs, seconds (feature extraction counted, also when the features came from the
+    cache: its seconds are kept with it) and training images passed through the backbone (an extraction pass counts once, a head epoch on
     cached features not at all)."""
     seconds = float(s["wall_time_s"])
     features = s.get("features") or {}
-    extracted_here = bool(features.get("built"))
-    if extracted_here:
-        seconds += float(features.get("seconds") or 0.0)
+    extraction = float(features.get("seconds") or 0.0)  # recorded with the cache, also when reused
+    seconds += extraction
     passes = 0
     for phase in s.get("phases") or [{"phase": s.get("strategy", ""), "epochs": s["epochs"]}]:
         passes += 1 if "cached features" in str(phase.get("phase")) else int(phase.get("epochs", 0))
-    note = "" if extracted_here or not features else " (features from the cache, extraction not counted)"
+    note = "" if extraction or not features else " (features from a cache of an earlier version: extraction not counted)"
     return {"epochs": s["epochs"], "seconds": seconds, "images": passes * int(s.get("train_images") or 0), "note": note}
 
 
@@ -75,7 +74,8 @@ def facts_of(runs: list[Run]) -> dict[str, Any]:
     by_what: dict[tuple, dict[str, dict[str, Any]]] = {}
     for r in runs:
         s = r.summary
-        key = (s["backbone"], s["head"], s.get("num_classes"), s.get("train_images"))
+        key = (s["backbone"], s["head"], s.get("num_classes"), s.get("train_images"), s.get("data_fingerprint"),
+               s.get("seed"))
         by_what.setdefault(key, {})[s["strategy"]] = s
     facts["frozen_vs_finetune"] = [(v["frozen"], v["finetune"]) for v in by_what.values()
                                    if "frozen" in v and "finetune" in v]
@@ -95,6 +95,7 @@ def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:
     every = load_runs(runs_dir, "food")
     add_diverged(doc, every)
     runs = [r for r in every if "train_acc" in r.summary and "strategy" in r.summary]
+    runs = [r for e in group_by_entry(runs) for r in e.runs]  # one run per config and seed: the newest
     if not runs:
         doc.add(Missing("no finished Food-101 runs in " + str(runs_dir / "food"), HOW))
         return {}

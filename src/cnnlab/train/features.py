@@ -39,7 +39,8 @@ def cached_features(net: TransferNet, images: torch.Tensor, pre: Preprocess, *, 
                     key: tuple, bf16: bool = False, batch_size: int = 64, kind: str = "features",
                     device: torch.device | None = None) -> tuple[torch.Tensor, dict]:
     """(features (N, F), info) from the cache, or extracted now; ``key`` names what ``images`` are
-    (split, classes, limit): the data source's fingerprint is added by the cache itself."""
+    (split, classes, limit): the data source's fingerprint is added by the cache itself. ``info``: whether
+    they were extracted now (``built``) and the seconds the extraction took, now or when it was cached."""
     info = {"built": False, "seconds": 0.0, "images_per_s": None}
 
     def build() -> dict[str, torch.Tensor]:
@@ -48,10 +49,13 @@ def cached_features(net: TransferNet, images: torch.Tensor, pre: Preprocess, *, 
         features = extract_features(net, images, pre, batch_size=batch_size, bf16=bf16, device=device)
         info.update(built=True, seconds=time.perf_counter() - started)
         info["images_per_s"] = len(images) / max(info["seconds"], 1e-9)
-        return {"features": features}
+        return {"features": features, "seconds": torch.tensor(info["seconds"], dtype=torch.float64)}
 
     # The weights themselves, and what built the backbone (timm model and version: the same weights in
     # another architecture or timm release may compute other features).
     digest = weights_digest(net.backbone)
     data = cached_tensors(kind, source, build, split, key, digest, backbone_identity(net.backbone), pre.key(), bf16)
+    if not info["built"] and "seconds" in data:  # what the extraction cost when it was done, for budgets
+        info["seconds"] = float(data["seconds"])
+        info["images_per_s"] = len(images) / max(info["seconds"], 1e-9)
     return data["features"], info

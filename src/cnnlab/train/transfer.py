@@ -82,9 +82,8 @@ def feature_inputs(net: TransferNet, data: Dataset, pre: Preprocess, hardware: H
                                           bf16=bf16, batch_size=batch_size, kind="food-features",
                                           device=device)
         tensors[split] = (features, part.y)
-        if built["built"]:
-            info.update(built=True, seconds=info["seconds"] + built["seconds"])
-    if info["built"]:
+        info.update(built=info["built"] or built["built"], seconds=info["seconds"] + built["seconds"])
+    if info["seconds"]:
         info["images_per_s"] = sum(len(p) for p in splits.values()) / max(info["seconds"], 1e-9)
     return Inputs(tensors, kind="features", info=info)
 

@@ -33,7 +33,9 @@ def duration(seconds: float) -> str:
 
 def test_on_val(s: dict[str, Any]) -> float | None:
     """The test accuracy of the epoch that validation chose (None when the run held out no val)."""
-    return (s.get("val_chosen") or {}).get("test_acc")
+    if s.get("val_chosen"):
+        return s["val_chosen"].get("test_acc")
+    return s.get("test_acc") if str(s.get("monitor", "")).startswith("val") else None  # runs of earlier versions
 
 
 def test_on_test(s: dict[str, Any]) -> float | None:
@@ -167,9 +169,12 @@ def food_choice(summaries: list[dict[str, Any]]) -> tuple[dict[str, Any] | None,
     def chosen_by(s: dict[str, Any]) -> float:
         return s["best_monitored"] if on_val else s["test_acc"]
 
-    candidates = [(food_label(s), [chosen_by(s)], s.get(f"{split}_images")) for s in results]
+    labels = [food_label(s) for s in results]
+    names = [label + (f" [{s.get('name', i)}]" if labels.count(label) > 1 else "")  # runs of one config apart
+             for i, (label, s) in enumerate(zip(labels, results))]
+    candidates = [(name, [chosen_by(s)], s.get(f"{split}_images")) for name, s in zip(names, results)]
     text, facts = ranking(candidates, f"{split} accuracy" + ("" if on_val else " (chosen on test: optimistic)"))
-    best = next(s for s in results if food_label(s) == facts["best"])
+    best = results[names.index(facts["best"])]
     low, high = wilson_interval(best["test_acc"], best["test_images"]) if best.get("test_images") else (None, None)
     text = "Best configuration, chosen on " + ("validation" if on_val else "test") + " accuracy: " + text
     text += (f" Its test accuracy: {100 * best['test_acc']:.1f}%"
