@@ -40,7 +40,9 @@ def tiny_preset(tmp_path, monkeypatch) -> Path:
         "notmnist": {"ae": {"epochs": 2, **quiet}, "sweep": {"dims": [4, 8], "epochs": 2, **quiet},
                      "svm": {"code_dim": 4, "cv_samples": 40, "cv_folds": 2, "progress": False},
                      "denoise": {"epochs": 1, **quiet}},
-        "report": {"out": str(tmp_path / "report")}}))
+        "report": {"out": str(tmp_path / "report")},
+        "submission": {"settings": {"CNNLAB_NB_EPOCHS": 1, "CNNLAB_NB_LIMIT": 40, "CNNLAB_NB_CLASSES": 4,
+                                    "CNNLAB_NB_INPUT": 64}}}))
     monkeypatch.setenv("CNNLAB_DATA", str(tmp_path / "elsewhere"))  # --data-root must win
     return preset
 
@@ -81,10 +83,36 @@ def test_lab_runs_everything_and_a_killed_lab_resumes_without_losing_runs(tiny_p
     assert "Missing" not in report and "What the ImageNet weights bought, like for like" in report and "**g) " in report
     table = json.loads((runs / "cifar" / "sequential-s0" / "summary.json").read_text())
     assert f"{100 * table['test_acc']:.1f}" in report
+    check_submission(tmp_path / "report" / "submission.zip", executed=True)
+    assert not list(runs.rglob("nb-*"))  # the notebooks' runs are their own, not the lab's
 
     capsys.readouterr()  # a third run reuses everything
-    assert main(["lab", "--preset", str(tiny_preset), "--data-root", data_root, "--no-progress"]) == 0
+    assert main(["lab", "--preset", str(tiny_preset), "--data-root", data_root, "--no-progress", "--no-notebooks"]) == 0
     assert summaries(runs) == after
+    check_submission(tmp_path / "report" / "submission.zip", executed=False)
+
+
+def check_submission(path: Path, executed: bool) -> None:
+    """The zip the lab sheet asks for: the report in three forms and the three notebooks."""
+    import shutil
+    import zipfile
+
+    import nbformat
+
+    with zipfile.ZipFile(path) as z:
+        names = set(z.namelist())
+        assert {"report.html", "report.md", "README.txt"} <= names
+        notebooks = sorted(n for n in names if n.startswith("notebooks/") and n.endswith(".ipynb"))
+        assert [Path(n).stem for n in notebooks] == ["ex1_non_sequential", "ex2_transfer_learning", "ex3_autoencoders"]
+        readme = z.read("README.txt").decode()
+        if shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome"):
+            assert "report.pdf" in names and z.read("report.pdf")[:5] == b"%PDF-", readme
+        for name in notebooks:
+            nb = nbformat.reads(z.read(name).decode(), as_version=4)
+            outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+            assert bool(outputs) == executed, (name, readme)
+            assert not [o for o in outputs if o.output_type == "error"], readme
+        assert ("executed top to bottom" in readme) == executed
 
 
 def test_unknown_preset_and_sections_are_clear_errors(tmp_path, capsys):

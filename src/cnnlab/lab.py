@@ -7,7 +7,9 @@ Resumable: finished runs are reused, an interrupted run continues from its last 
 
 A lab preset (``cnnlab/presets/lab/*.yaml``) has one section per exercise: ``cifar`` and ``food`` name a
 comparison preset (``preset``, ``seeds``, and ``overrides``: config keys for every run), ``notmnist`` the
-config keys of each step (``ae``, ``sweep``, ``svm``, ``denoise``), ``report`` its ``out`` folder.
+config keys of each step (``ae``, ``sweep``, ``svm``, ``denoise``), ``report`` its ``out`` folder, and
+``submission`` (``execute``: run the notebooks; ``settings``: their ``CNNLAB_NB_*`` variables) the zip the
+sheet asks for (see ``report.submission``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from cnnlab.experiments.common import preset_path, reuse_or_resume
 from cnnlab.experiments.configs import CompareOptions, LabConfig, SeededCompareOptions
 from cnnlab.paths import runs_root
 
-SECTIONS = ("cifar", "food", "notmnist", "report")
+SECTIONS = ("cifar", "food", "notmnist", "report", "submission")
 COMPARE_KEYS = {"cifar": ("preset", "seeds", "overrides"), "food": ("preset", "overrides")}
 LEGACY_KEYS = {"config": "preset", "set": "overrides"}  # a section's keys in lab presets of earlier versions
 NOTMNIST_STEPS = ("ae", "sweep", "svm", "denoise")
@@ -38,6 +40,7 @@ def read_preset(path: Path) -> dict[str, Any]:
     checks = [("section", set(preset), SECTIONS)]
     checks += [(f"{name} key", set(preset.get(name) or {}), keys) for name, keys in COMPARE_KEYS.items()]
     checks += [("notmnist step", set(preset.get("notmnist") or {}), NOTMNIST_STEPS)]
+    checks += [("submission key", set(preset.get("submission") or {}), ("execute", "settings"))]
     for what, found, expected in checks:
         unknown = sorted(found - set(expected))
         if unknown:
@@ -110,7 +113,18 @@ def lab(cfg: LabConfig) -> Path:
 
     out = (spec.get("report") or {}).get("out", "reports/lab")
     page, md = build(runs_dir, out)
+    if cfg.submission:
+        from cnnlab.report.submission import write_submission
+
+        section = spec.get("submission") or {}
+        settings = {str(k): str(v) for k, v in (section.get("settings") or {}).items()}
+        if cfg.data_root:
+            settings["CNNLAB_DATA"] = str(Path(cfg.data_root).expanduser().resolve())
+        execute = bool(section.get("execute", True)) and cfg.notebooks
+        zipped = write_submission(Path(out), settings=settings, execute=execute)
     print(f"\nlab finished in {(time.perf_counter() - started) / 60:.1f} min\nreport: {page.resolve()}\n        {md.resolve()}")
+    if cfg.submission:
+        print(f"submission: {zipped.resolve()}")
     if diverged:
         raise TrainingDiverged(f"runs of {', '.join(diverged)} diverged; the report shows them as diverged ({page})")
     return page

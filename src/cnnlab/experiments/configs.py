@@ -397,6 +397,10 @@ class LabConfig:
     only: list[str] = field([], "run only these exercises: cifar, food, notmnist (default: all; the report is "
                                 "always rebuilt)")
     progress: bool = field(True, "progress bars on stderr, when it is a terminal")
+    submission: bool = field(True, "end by writing submission.zip beside the report: the report (HTML, Markdown, "
+                                   "PDF) and the three notebooks")
+    notebooks: bool = field(True, "execute the notebooks into the submission (their own short runs; a few "
+                                  "minutes each on 2 CPU cores)")
 
 
 @dataclass
