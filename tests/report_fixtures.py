@@ -58,6 +58,25 @@ def food_runs(runs: Path) -> None:
         (run / "summary.json").write_text((run / "summary.json").read_text().replace('"wall_time_s": 12.5',
                                                                                       f'"wall_time_s": {time_s}'))
         _png(run / "confusion.png", f"confusion {strategy}")
+    sweep_runs(runs)
+
+
+def sweep_runs(runs: Path) -> None:
+    """A data-size sweep as `cnnlab food sweep` records it: its runs, table, plot and member list."""
+    names, rows = [], ["Images per class,Strategy,Acc. test %,Budget"]
+    for per_class, frozen, tuned in ((10, 0.60, 0.55), (100, 0.75, 0.82)):
+        for strategy, acc in (("frozen", frozen), ("finetune", tuned)):
+            name = f"sweep-{strategy}-{per_class}-s0"
+            _run(runs, "food", name, {
+                "backbone": "efficientnet_lite0", "head": "linear", "strategy": strategy, "trainable_params": 12810,
+                "train_acc": acc, "test_acc": acc, "top5": 0.95, "num_classes": 10, "train_images": 10 * per_class,
+                "test_images": 1250, "train_acc_source": "logged during the best epoch"})
+            names.append(name)
+            rows.append(f"{per_class},{strategy},{100 * acc:.1f},2 epochs")
+    (runs / "food" / "sweep.json").write_text(json.dumps({"preset": "sweep", "runs": names}))
+    (runs / "food" / "sweep.csv").write_text("\n".join(rows) + "\n")
+    (runs / "food" / "sweep.md").write_text("Food-101: test accuracy against training images per class\n\n| ... |\n")
+    _png(runs / "food" / "sweep.png", "sweep")
 
 
 def notmnist_runs(runs: Path) -> None:

@@ -122,3 +122,28 @@ def test_evaluate_rescores_the_best_checkpoint(food, tmp_path, capsys):
     assert f"val top-1 {100 * summary['best_monitored']:.1f}%" in capsys.readouterr().out  # what chose it
     assert main(["food", "train", "--data-dir", str(food), "--name", "noval", "--val-fraction", "0", *FAST]) == 0
     assert main(["food", "evaluate", str(tmp_path / "runs" / "food" / "noval"), "--split", "val"]) == 2
+
+
+def test_sweep_scores_every_training_size_on_the_same_test_and_val_images(tmp_path, capsys):
+    food = make_food_tree(tmp_path / "src", train_per_class=8, test_per_class=2)
+    config = tmp_path / "sweep.yaml"
+    config.write_text(yaml.safe_dump({
+        "defaults": {"num_classes": 3, "input_size": 32, "batch_size": 4, "epochs": 1, "progress": False,
+                     "logger": "none", "precision": "32-true", "eval_train": False, "val_fraction": 0.25},
+        "runs": [{"name": "f2", "strategy": "frozen", "train_per_class": 2},
+                 {"name": "fall", "strategy": "frozen"},
+                 {"name": "t2", "strategy": "finetune", "train_per_class": 2, "finetune.head_epochs": 1,
+                  "finetune.unfreeze": "1"},
+                 {"name": "tall", "strategy": "finetune", "finetune.head_epochs": 1, "finetune.unfreeze": "1"}]}))
+    assert main(["food", "sweep", "--preset", str(config), "--data-dir", str(food)]) == 0
+    out = tmp_path / "runs" / "food"
+    summaries = {p.parent.name.split("-")[0]: json.loads(p.read_text()) for p in out.glob("*/summary.json")}
+    assert {s["train_images"] for s in summaries.values()} == {6, 18}  # 2 per class; all 8 less 2 held out
+    assert {s["test_images"] for s in summaries.values()} == {6} and {s["val_images"] for s in summaries.values()} == {6}
+    table = (out / "sweep.md").read_text()
+    assert "| Images per class | Strategy | Acc. test % | Budget |" in table and "images through the backbone" in table
+    assert (out / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(json.loads((out / "sweep.json").read_text())["runs"]) == 4
+    capsys.readouterr()
+    assert main(["food", "sweep", "--preset", str(config), "--data-dir", str(food)]) == 0
+    assert capsys.readouterr().out.count("reusing finished run") == 4

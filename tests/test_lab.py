@@ -33,10 +33,16 @@ def tiny_preset(tmp_path, monkeypatch) -> Path:
         "defaults": {**quiet, "input_size": 32, "batch_size": 4, "epochs": 1, "precision": "32-true", "eval_train": False},
         "runs": [{"name": "frozen", "head": "linear", "strategy": "frozen"},
                  {"name": "scratch", "head": "linear", "strategy": "scratch"}]}))
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(yaml.safe_dump({
+        "defaults": {**quiet, "input_size": 32, "batch_size": 4, "epochs": 1, "precision": "32-true",
+                     "eval_train": False, "finetune.head_epochs": 1, "finetune.unfreeze": "1"},
+        "runs": [{"name": f"sweep-{s}-{n}", "strategy": s, "train_per_class": n}
+                 for s in ("frozen", "finetune") for n in (1, 0)]}))
     preset = tmp_path / "tiny.yaml"
     preset.write_text(yaml.safe_dump({
         "cifar": {"preset": str(cifar), "seeds": 1},
-        "food": {"preset": str(food), "overrides": {"num_classes": 4}},
+        "food": {"preset": str(food), "overrides": {"num_classes": 4}, "sweep": str(sweep)},
         "notmnist": {"ae": {"epochs": 2, **quiet}, "sweep": {"dims": [4, 8], "epochs": 2, **quiet},
                      "svm": {"code_dim": 4, "cv_samples": 40, "cv_folds": 2, "progress": False},
                      "denoise": {"epochs": 1, **quiet}},
@@ -79,8 +85,10 @@ def test_lab_runs_everything_and_a_killed_lab_resumes_without_losing_runs(tiny_p
     for expected in ("food/frozen-c4-s0/summary.json", "food/scratch-c4-s0/summary.json", "notmnist/svm/summary.json"):
         assert expected in after
     assert any(k.startswith("notmnist/conv-dae") for k in after)
+    assert (runs / "food" / "sweep.png").is_file() and len(json.loads((runs / "food" / "sweep.json").read_text())["runs"]) == 4
     report = (tmp_path / "report" / "report.md").read_text()
     assert "Missing" not in report and "What the ImageNet weights bought, like for like" in report and "**g) " in report
+    assert "The data-size sweep, frozen against fine-tuned at each training size: 1 image per class" in report
     table = json.loads((runs / "cifar" / "sequential-s0" / "summary.json").read_text())
     assert f"{100 * table['test_acc']:.1f}" in report
     check_submission(tmp_path / "report" / "submission.zip", executed=True)

@@ -34,6 +34,10 @@ def test_every_section_built_from_the_runs(all_runs, tmp_path):
     # Exercise 2: best configuration named (chosen on test here, and said to be), transfer like for like
     assert "Best configuration, chosen on test accuracy: **efficientnet_lite0 + linear, finetune (last 1)**" in text
     assert "from random weights" in text and "pretrained minus scratch: +55.0 points" in text
+    # the data-size sweep: its points kept out of the comparison, each size's verdict following its interval
+    comparison = text[text.index("## Exercise 2"):text.index("How the training-set size")]
+    assert "sweep-" not in comparison and "10 images per class: frozen 60.0%, fine-tuned 55.0%" in text
+    assert "100 images per class: frozen 75.0%, fine-tuned 82.0%: fine-tuning ahead" in text
     # Exercise 3 and review answers quote the runs
     assert "gain +7.79 dB" in text and "does NOT compress" in text
     assert "raw (784 dims): 92.0% test accuracy" in text

@@ -70,6 +70,8 @@ COMMANDS = [
             c.FoodConfig),
     Command(("food", "compare"), "train or reuse every run of a preset and write runs/food/compare.*",
             f"{EXP}.food:cmd_compare", c.CompareOptions, every_run=c.FoodConfig),
+    Command(("food", "sweep"), "the data-size sweep: frozen vs fine-tuned at several training sizes; table and plot",
+            f"{EXP}.food:cmd_sweep", c.SweepOptions, every_run=c.FoodConfig),
     Command(("food", "evaluate"), "re-score a run's best checkpoint on a chosen split",
             f"{EXP}.food:cmd_evaluate", c.EvaluateOptions, positional="run_dir"),
     Command(("notmnist", "ae"), "train the shallow dense autoencoder into runs/notmnist/<name>/",

@@ -6,7 +6,8 @@ Resumable: finished runs are reused, an interrupted run continues from its last 
 ``cnnlab lab`` started again loses no finished work. Ends by printing where the report is.
 
 A lab preset (``cnnlab/presets/lab/*.yaml``) has one section per exercise: ``cifar`` and ``food`` name a
-comparison preset (``preset``, ``seeds``, and ``overrides``: config keys for every run), ``notmnist`` the
+comparison preset (``preset``, ``seeds``, and ``overrides``: config keys for every run; ``food`` also a
+data-size ``sweep`` preset), ``notmnist`` the
 config keys of each step (``ae``, ``sweep``, ``svm``, ``denoise``), ``report`` its ``out`` folder, and
 ``submission`` (``execute``: run the notebooks; ``settings``: their ``CNNLAB_NB_*`` variables) the zip the
 sheet asks for (see ``report.submission``).
@@ -26,7 +27,7 @@ from cnnlab.experiments.configs import CompareOptions, LabConfig, SeededCompareO
 from cnnlab.paths import runs_root
 
 SECTIONS = ("cifar", "food", "notmnist", "report", "submission")
-COMPARE_KEYS = {"cifar": ("preset", "seeds", "overrides"), "food": ("preset", "overrides")}
+COMPARE_KEYS = {"cifar": ("preset", "seeds", "overrides"), "food": ("preset", "overrides", "sweep")}
 LEGACY_KEYS = {"config": "preset", "set": "overrides"}  # a section's keys in lab presets of earlier versions
 NOTMNIST_STEPS = ("ae", "sweep", "svm", "denoise")
 
@@ -57,7 +58,12 @@ def run_compare(exercise: str, section: dict[str, Any], runs_dir: str, common: d
     options = (SeededCompareOptions(preset, runs_dir, seeds=int(section.get("seeds", 1))) if exercise == "cifar"
                else CompareOptions(preset, runs_dir))
     # The lab's own settings (data root, bars) win over a section's: --data-root decides where data comes from.
-    module.compare(options, overrides={**(section.get("overrides") or {}), **common})
+    overrides = {**(section.get("overrides") or {}), **common}
+    module.compare(options, overrides=overrides)
+    if section.get("sweep"):  # Food's data-size sweep (its own preset)
+        from cnnlab.experiments.configs import SweepOptions
+
+        module.sweep(SweepOptions(str(section["sweep"]), runs_dir), overrides=overrides)
 
 
 def run_notmnist(section: dict[str, Any], runs_dir: str, common: dict[str, Any]) -> None:

@@ -162,6 +162,8 @@ class FoodData:
     num_classes: int = field(0, f"the first N classes of meta/classes.txt (0: the lab's {DEFAULT_FOOD_CLASSES}, "
                                 f"or as many as the data has when fewer, said in one line)")
     per_class_limit: int = field(0, "at most this many images per class in each split (0: all), for quick runs")
+    train_per_class: int = field(0, "at most this many training images per class, drawn by the run's seed after val "
+                                    "is held out; val and test stay whole (0: all): the data-size sweep")
     val_fraction: float = field(0.1, "class-balanced fraction of train held out as val, which picks best.ckpt and "
                                      "the best configuration (0: none, the test split picks them: optimistic)")
     input_size: int = field(0, "side of the square the backbone sees, px (0: the backbone's own, from timm)")
@@ -171,8 +173,17 @@ class FoodData:
     def __post_init__(self) -> None:
         at_least(self.num_classes, 0, "data.num_classes")
         at_least(self.per_class_limit, 0, "data.per_class_limit")
+        at_least(self.train_per_class, 0, "data.train_per_class")
         at_least(self.eval_batch_size, 1, "data.eval_batch_size")
         a_fraction(self.val_fraction, "data.val_fraction")
+
+
+@dataclass
+class SweepOptions:
+    """cnnlab food sweep: test accuracy against training images per class, per strategy."""
+
+    preset: str = field("sweep", "a preset shipped with cnnlab (sweep, sweep-full) or a path to a preset YAML file")
+    runs_dir: str = field("", "folder holding the runs (default: ./runs, or $CNNLAB_RUNS)")
 
 
 @dataclass
@@ -220,7 +231,7 @@ class FoodConfig:
             raise ConfigError(f"finetune.unfreeze: expected a number of blocks or 'all', got {self.finetune.unfreeze!r}")
 
     def sizes(self) -> dict[str, int]:
-        return {"c": self.data.num_classes, "pc": self.data.per_class_limit}
+        return {"c": self.data.num_classes, "pc": self.data.per_class_limit, "tpc": self.data.train_per_class}
 
     def default_name(self) -> str:
         """Backbone, head, strategy, then classes (once resolved: see ``food.train``) and limits."""

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -43,12 +44,13 @@ from cnnlab import config as cfgmod
 from cnnlab import files
 from cnnlab.data import food101
 from cnnlab.data.cache import fingerprint
-from cnnlab.data.splits import Dataset
+from cnnlab.data.splits import Dataset, subset
 from cnnlab.data.preprocess import Preprocess, preprocess_for
 from cnnlab.errors import ConfigError, TrainingDiverged
 from cnnlab.experiments.common import (diverged_runs_recorded, open_run, preset_run, read_compare_config,
                                        recorded_summary, run_or_reuse)
-from cnnlab.experiments.configs import DEFAULT_FOOD_CLASSES, CompareOptions, EvaluateOptions, FoodConfig
+from cnnlab.experiments.configs import (DEFAULT_FOOD_CLASSES, CompareOptions, EvaluateOptions, FoodConfig,
+                                        SweepOptions)
 from cnnlab.models.backbones import BACKBONES, resolve_backbone
 from cnnlab.models.heads import parse_head
 from cnnlab.models.transfer import HeadOnFeatures, TransferNet, create_transfer_net
@@ -62,7 +64,9 @@ from cnnlab.train.freeze import freeze, unfreeze, unfreeze_last
 from cnnlab.train.transfer import (Inputs, Outcome, Phase, feature_inputs, fit_phase, image_inputs,
                                    merge_phase_metrics, run_device)
 from cnnlab.viz.classification import classification_scores, plot_confusion
-from cnnlab.viz.comparisons import chosen_on, food_choice, food_row
+from cnnlab.stats import wilson_interval
+from cnnlab.viz.comparisons import chosen_on, food_choice, food_row, strategy_text, sweep_row
+from cnnlab.viz.curves import plot_data_size_sweep
 from cnnlab.viz.tables import to_markdown, write_table
 
 EXERCISE = "food"
@@ -102,6 +106,9 @@ def load_data(cfg: FoodConfig, pre: Preprocess) -> Dataset:
                         fewer_ok=cfg.data.num_classes == 0, per_class_limit=cfg.data.per_class_limit,
                         val_fraction=cfg.data.val_fraction, image_size=pre.stored_size,
                         interpolation=pre.interpolation, eval_seed=cfg.data.eval_seed)
+    if cfg.data.train_per_class:  # the sweep's training sizes: val (held out above) and test stay whole
+        data = dataclasses.replace(data, train=subset(data.train, cfg.data.train_per_class * len(data.classes),
+                                                      seed=cfg.run.seed))
     if not cfg.data.num_classes and len(data.classes) < DEFAULT_FOOD_CLASSES:
         print(f"cnnlab: food: the data has {len(data.classes)} classes, fewer than the lab's {DEFAULT_FOOD_CLASSES}: "
               f"using those {len(data.classes)} (set num_classes, --num-classes, to insist)", file=sys.stderr)
@@ -126,8 +133,9 @@ def phase(cfg: FoodConfig, **changes: Any) -> Phase:
 def features_of(net: TransferNet, data: Dataset, pre: Preprocess, cfg: FoodConfig) -> Inputs:
     # With a val split, train and val are parts of the official train split (drawn by eval_seed).
     drawn_by = (cfg.data.val_fraction, cfg.data.eval_seed) if data.val is not None else None
+    train_draw = (cfg.data.train_per_class, cfg.run.seed) if cfg.data.train_per_class else ()
     return feature_inputs(net, data, pre, cfg.hardware, batch_size=cfg.data.eval_batch_size,
-                          selection=(cfg.data.per_class_limit, drawn_by))
+                          selection=(cfg.data.per_class_limit, drawn_by), train_selection=train_draw)
 
 
 @STRATEGIES.register("frozen")
@@ -315,6 +323,36 @@ def compare(options: CompareOptions, overrides: dict[str, Any] | None = None) ->
     return outputs
 
 
+def sweep(options: SweepOptions, overrides: dict[str, Any] | None = None) -> list[Path]:
+    """The data-size sweep: train (or reuse) every run of a sweep preset (``train_per_class`` sizes per
+    strategy) and write ``runs/food/sweep.{md,csv,tex}`` and ``sweep.png`` (test accuracy against images
+    per class, one line per strategy, 95% intervals), each point with its budget."""
+    configs = [cfg for cfgs in planned_runs(CompareOptions(options.preset, options.runs_dir), overrides).values()
+               for cfg in cfgs]
+    summaries = [run_or_reuse(EXERCISE, cfg, train, data_fingerprint) for cfg in configs]
+    rows = sorted((sweep_row(s) for s in summaries), key=lambda r: (r["Strategy"], r["Images per class"]))
+    stem = runs_root(configs[0].run.runs_dir or None) / EXERCISE / "sweep"
+    done = [s for s in summaries if not is_diverged(s)]
+    caption = (f"Food-101, first {summaries[0]['num_classes']} classes: test accuracy against training images per "
+               f"class, every point scored on the same {summaries[0].get('test_images', '?')} test images "
+               f"({chosen_on(done or summaries)})")
+    outputs = write_table(rows, stem, caption=caption)
+    points = []
+    for s in done:
+        low, high = wilson_interval(s["test_acc"], s["test_images"])
+        points.append({"strategy": strategy_text(s), "acc": s["test_acc"], "low": low, "high": high,
+                       "per_class": round(s["train_images"] / s["num_classes"])})
+    outputs.append(plot_data_size_sweep(points, stem.with_suffix(".png"), title=caption.split(":")[0]))
+    # Which runs the sweep is made of, so the report shows them here and not in the comparison.
+    files.write_text(stem.with_suffix(".json"), json.dumps({"preset": str(options.preset),
+                                                            "runs": [s["name"] for s in summaries]}, indent=2))
+    print(outputs[0].read_text())
+    diverged = len(summaries) - len(done)
+    if diverged:
+        raise TrainingDiverged(f"{diverged} run(s) diverged; the sweep shows them as diverged ({outputs[0]})")
+    return outputs
+
+
 def run_config(defaults: dict[str, Any], run: dict[str, Any], overrides: dict[str, Any]) -> FoodConfig:
     """One entry of a preset (see ``preset_run``), its backbone and head checked."""
     cfg = preset_run(FoodConfig, defaults, run, overrides)
@@ -355,6 +393,12 @@ def cmd_train(cfg: FoodConfig) -> int:
 def cmd_compare(options: CompareOptions, overrides: dict[str, Any]) -> int:
     outputs = compare(options, overrides)
     print(f"comparison: {outputs[0]} (also .csv, .tex)")
+    return 0
+
+
+def cmd_sweep(options: SweepOptions, overrides: dict[str, Any]) -> int:
+    outputs = sweep(options, overrides)
+    print(f"sweep: {outputs[0]} (also .csv, .tex) and {outputs[-1]}")
     return 0
 
 

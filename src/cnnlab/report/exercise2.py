@@ -3,11 +3,13 @@ matrix and per-class accuracy, curves, and what transfer bought against training
 
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path
 from typing import Any
 
 from cnnlab.stats import difference
-from cnnlab.viz.comparisons import chosen_on, duration, food_choice, food_label, food_row
+from cnnlab.viz.comparisons import budget_text, chosen_on, cost, food_choice, food_label, food_row
 from cnnlab.viz.curves import plot_curves
 from cnnlab.report.document import Document, Figure, Heading, Missing, Paragraph, Table
 from cnnlab.report.runs import add_diverged, group_by_entry, Run, load_runs
@@ -20,28 +22,6 @@ label = food_label
 
 def comparison_rows(runs: list[Run]) -> list[dict[str, Any]]:
     return [food_row(r.summary) for r in runs]
-
-
-def cost(s: dict[str, Any]) -> dict[str, Any]:
-    """A run's budget: epochs, seconds (feature extraction counted, also when the features came from the
-    cache: its seconds are kept with it) and training images passed through the backbone (an extraction pass counts once, a head epoch on
-    cached features not at all)."""
-    seconds = float(s["wall_time_s"])
-    features = s.get("features") or {}
-    extraction = float(features.get("seconds") or 0.0)  # recorded with the cache, also when reused
-    seconds += extraction
-    passes = 0
-    for phase in s.get("phases") or [{"phase": s.get("strategy", ""), "epochs": s["epochs"]}]:
-        passes += 1 if "cached features" in str(phase.get("phase")) else int(phase.get("epochs", 0))
-    note = "" if extraction or not features else " (features from a cache of an earlier version: extraction not counted)"
-    return {"epochs": s["epochs"], "seconds": seconds, "images": passes * int(s.get("train_images") or 0), "note": note}
-
-
-def budget_text(s: dict[str, Any]) -> str:
-    c = cost(s)
-    images = f", {c['images']:,} images through the backbone" if c["images"] else ""
-    epochs = f"{c['epochs']} epoch" + ("s" if c["epochs"] != 1 else "")
-    return f"{epochs}, {duration(c['seconds'])}{images}{c['note']}"
 
 
 def transfer_pairs(runs: list[Run]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -90,12 +70,66 @@ def transfer_sentence(facts: dict[str, Any]) -> str:
     return "What the ImageNet weights bought, like for like: " + " ".join(pair_sentence(p, z) for p, z in pairs)
 
 
+def sweep_members(runs_dir: Path) -> set[str]:
+    """The run folders that ``cnnlab food sweep`` recorded as its points (none without a sweep)."""
+    try:
+        return set(json.loads((Path(runs_dir) / "food" / "sweep.json").read_text())["runs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def sweep_points(swept: list[Run]) -> list[dict[str, Any]]:
+    """Per training size, the frozen and fine-tuned runs and the difference (fine-tuned minus frozen)."""
+    by_size: dict[int, dict[str, dict[str, Any]]] = {}
+    for r in swept:
+        s = r.summary
+        by_size.setdefault(round(s["train_images"] / s["num_classes"]), {})[s["strategy"]] = s
+    points = []
+    for size, runs in sorted(by_size.items()):
+        if "frozen" in runs and "finetune" in runs:
+            f, t = runs["frozen"], runs["finetune"]
+            points.append({"per_class": size, "frozen": f, "finetune": t,
+                           "difference": difference([t["test_acc"]], [f["test_acc"]], t.get("test_images"),
+                                                    f.get("test_images"))})
+    return points
+
+
+def sweep_sentence(points: list[dict[str, Any]]) -> str:
+    """The sweep in words, each size's verdict following its interval."""
+    parts = [f"{p['per_class']} image{'s' if p['per_class'] != 1 else ''} per class: frozen {100 * p['frozen']['test_acc']:.1f}%, fine-tuned "
+             f"{100 * p['finetune']['test_acc']:.1f}%: "
+             + p["difference"].verdict("fine-tuning ahead", "freezing ahead") + f" ({p['difference'].text()})"
+             for p in points]
+    return "; ".join(parts) + "." if parts else ""
+
+
+def sweep_section(doc: Document, runs_dir: Path, swept: list[Run]) -> list[dict[str, Any]]:
+    doc.add(Heading("How the training-set size bears on freezing", level=3))
+    table = Path(runs_dir) / "food" / "sweep.md"
+    if not swept or not table.is_file():
+        doc.add(Missing("no data-size sweep", "Run `cnnlab food sweep --preset sweep` (or `cnnlab lab`)"))
+        return []
+    with table.with_suffix(".csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    doc.add(Table(rows, caption=table.read_text().split("\n", 1)[0]))  # the caption is the table's first line
+    if table.with_suffix(".png").is_file():
+        doc.add(Figure(table.with_suffix(".png"), "Test accuracy against training images per class (log axis), "
+                                                  "95% intervals"))
+    points = sweep_points(swept)
+    if points:
+        doc.add(Paragraph(sweep_sentence(points)))
+    return points
+
+
 def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:
     doc.add(Heading("Exercise 2: transfer learning on Food-101", anchor="exercise-2"))
     every = load_runs(runs_dir, "food")
     add_diverged(doc, every)
     runs = [r for r in every if "train_acc" in r.summary and "strategy" in r.summary]
     runs = [r for e in group_by_entry(runs) for r in e.runs]  # one run per config and seed: the newest
+    members = sweep_members(runs_dir)
+    swept = [r for r in runs if r.name in members]
+    runs = [r for r in runs if r.name not in members]
     if not runs:
         doc.add(Missing("no finished Food-101 runs in " + str(runs_dir / "food"), HOW))
         return {}
@@ -119,6 +153,7 @@ def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:
         doc.add(Table([{"Class": k, "Test accuracy %": f"{100 * v:.1f}"} for k, v in
                        sorted(per_class.items(), key=lambda kv: kv[1])],
                       caption="Per-class test accuracy of the best configuration, hardest first"))
+    facts["sweep"] = sweep_section(doc, runs_dir, swept)
     curves = plot_curves({label(r.summary): r.path for r in runs}, figures_dir / "food_curves.png",
                          title="Food-101: accuracy and loss per epoch (dashed: train, running over augmented "
                                "batches; dotted: val; solid: test)")

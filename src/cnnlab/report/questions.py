@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from cnnlab.report.document import Document, Heading, Paragraph
-from cnnlab.report.exercise2 import budget_text, cost, pair_sentence
+from cnnlab.report.exercise2 import pair_sentence, sweep_sentence
+from cnnlab.viz.comparisons import budget_text, cost
 from cnnlab.stats import difference
 
 NOT_RUN = "(this lab's runs for it are missing, so no measured number is quoted)"
@@ -61,8 +62,12 @@ def answer_c(ex2: dict[str, Any]) -> str:
                  f"{d.text()}), at {ratio:.1f}x the time.")
     if not pairs:
         text += " " + NOT_RUN
-    text += (" How the choice moves with the training-set size needs the data-size sweep (frozen and fine-tuned "
-             "at several images per class), which this lab has not run yet, so no measured trend is quoted.")
+    points = ex2.get("sweep") or []
+    if points:
+        text += " The data-size sweep, frozen against fine-tuned at each training size: " + sweep_sentence(points)
+    else:
+        text += (" How the choice moves with the training-set size needs the data-size sweep (`cnnlab food sweep`), "
+                 "which has no runs here, so no measured trend is quoted.")
     return text
 
 

@@ -67,17 +67,18 @@ def image_inputs(data: Dataset, pre: Preprocess) -> Inputs:
 
 
 def feature_inputs(net: TransferNet, data: Dataset, pre: Preprocess, hardware: Hardware, *,
-                   batch_size: int = 128, selection: tuple = ()) -> Inputs:
+                   batch_size: int = 128, selection: tuple = (), train_selection: tuple = ()) -> Inputs:
     """Cached pooled features (N, F) float32 of every split (extracted now if absent, in batches of
     ``batch_size`` images); eval preprocessing, no augmentation. ``selection`` names how the splits were
-    drawn from the source beyond their classes (per-class limit, val fraction and seed), so that
-    features of another draw are never served."""
+    drawn from the source beyond their classes (per-class limit, val fraction and seed), and
+    ``train_selection`` how the training split alone was drawn (a training subset), so that features of
+    another draw are never served and val and test features serve every training size."""
     bf16 = resolve_precision(hardware.precision, hardware.accelerator).startswith("bf16")
     device = run_device(hardware)
     tensors, info = {}, {"built": False, "seconds": 0.0, "images_per_s": None}
     splits = {"train": data.train, "test": data.test, **({"val": data.val} if data.val is not None else {})}
     for split, part in splits.items():
-        key = (split, tuple(data.classes), *selection)
+        key = (split, tuple(data.classes), *selection, *(train_selection if split == "train" else ()))
         features, built = cached_features(net, part.x, pre, source=data.source, split=split, key=key,
                                           bf16=bf16, batch_size=batch_size, kind="food-features",
                                           device=device)

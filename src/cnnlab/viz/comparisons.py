@@ -137,6 +137,39 @@ def food_label(s: dict[str, Any]) -> str:
     return f"{s['backbone']} + {s['head']}, {strategy_text(s)}"
 
 
+def cost(s: dict[str, Any]) -> dict[str, Any]:
+    """A run's budget: epochs, seconds (feature extraction counted, also when the features came from the
+    cache: its seconds are kept with it) and training images passed through the backbone (an extraction pass counts once, a head epoch on
+    cached features not at all)."""
+    seconds = float(s["wall_time_s"])
+    features = s.get("features") or {}
+    extraction = float(features.get("seconds") or 0.0)  # recorded with the cache, also when reused
+    seconds += extraction
+    passes = 0
+    for phase in s.get("phases") or [{"phase": s.get("strategy", ""), "epochs": s["epochs"]}]:
+        passes += 1 if "cached features" in str(phase.get("phase")) else int(phase.get("epochs", 0))
+    note = "" if extraction or not features else " (features from a cache of an earlier version: extraction not counted)"
+    return {"epochs": s["epochs"], "seconds": seconds, "images": passes * int(s.get("train_images") or 0), "note": note}
+
+
+def budget_text(s: dict[str, Any]) -> str:
+    c = cost(s)
+    images = f", {c['images']:,} images through the backbone" if c["images"] else ""
+    epochs = f"{c['epochs']} epoch" + ("s" if c["epochs"] != 1 else "")
+    return f"{epochs}, {duration(c['seconds'])}{images}{c['note']}"
+
+
+def sweep_row(s: dict[str, Any]) -> dict[str, Any]:
+    """The data-size sweep's row of one Food-101 run: its training images per class, strategy, test
+    accuracy with its interval, and its budget."""
+    per_class = round(int(s.get("train_images") or 0) / max(int(s.get("num_classes") or 1), 1))
+    if is_diverged(s):
+        return {"Images per class": per_class, "Strategy": strategy_text(s), "Acc. test %": "diverged",
+                "Budget": f"diverged in epoch {s.get('diverged_epoch', '?')}"}
+    return {"Images per class": per_class, "Strategy": strategy_text(s),
+            "Acc. test %": fmt_acc([s["test_acc"]], s.get("test_images")), "Budget": budget_text(s)}
+
+
 def food_row(s: dict[str, Any]) -> dict[str, Any]:
     """The transfer-learning comparison's row of one Food-101 run."""
     if is_diverged(s):  # no result to show: say so in every result column

@@ -52,3 +52,32 @@ def plot_curves(runs: dict[str, Path], out: Path, metrics: tuple[str, ...] = ("a
     files.save_figure(fig, out, dpi=110)
     plt.close(fig)
     return out
+
+
+def plot_data_size_sweep(points: list[dict], out: Path, title: str = "") -> Path:
+    """Test accuracy (%) against training images per class (log axis), one line per strategy, each point
+    with its 95% interval as an error bar. ``points``: {"strategy", "per_class", "acc", "low", "high"}
+    (fractions)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for strategy in dict.fromkeys(p["strategy"] for p in points):
+        line = sorted((p for p in points if p["strategy"] == strategy), key=lambda p: p["per_class"])
+        x = [p["per_class"] for p in line]
+        y = [100 * p["acc"] for p in line]
+        err = [[100 * (p["acc"] - p["low"]) for p in line], [100 * (p["high"] - p["acc"]) for p in line]]
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=strategy)
+    ax.set_xscale("log")
+    ax.set_xlabel("training images per class (log scale)")
+    ax.set_ylabel("test accuracy % (95% interval)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    files.save_figure(fig, out, dpi=110)
+    plt.close(fig)
+    return out
