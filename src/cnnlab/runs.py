@@ -30,6 +30,7 @@ from cnnlab.paths import runs_root
 REQUIRED = ("name", "exercise", "params", "epochs", "best_epoch", "wall_time_s")
 CLASSIFIER_METRICS = ("train_acc", "test_acc")  # fractions in [0, 1]
 AUTOENCODER_METRICS = ("test_mse", "test_psnr")  # MSE on [0, 1] pixels; PSNR in dB
+SSL_METRICS = ("loss_first", "loss_last")  # the self-supervised loss of its first and last epochs
 
 
 def new_run_dir(exercise: str, name: str, *, runs_dir: str | Path | None = None,
@@ -96,7 +97,10 @@ def check_summary(summary: dict[str, Any]) -> None:
         if missing:
             raise ValueError(f"summary.json lacks {', '.join(missing)}")
         return
-    kind = CLASSIFIER_METRICS if "train_acc" in summary or "test_acc" in summary else AUTOENCODER_METRICS
+    if summary.get("kind") == "ssl":
+        kind = SSL_METRICS
+    else:
+        kind = CLASSIFIER_METRICS if "train_acc" in summary or "test_acc" in summary else AUTOENCODER_METRICS
     missing += [k for k in kind if k not in summary]
     if missing:
         raise ValueError(f"summary.json lacks {', '.join(missing)}")

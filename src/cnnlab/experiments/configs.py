@@ -383,6 +383,65 @@ class DenoiseConfig:
 
 
 @dataclass
+class SslOptim:
+    """Optimisation of the self-supervised run: length, batch (pairs of views), AdamW, NT-Xent temperature."""
+
+    epochs: int = field(15, "training epochs")
+    batch_size: int = field(256, "images per batch (each seen as two views): the other 2*(B-1) views are negatives")
+    lr: float = field(2e-3, "AdamW learning rate")
+    weight_decay: float = field(1e-4, "AdamW weight decay")
+    temperature: float = field(0.5, "NT-Xent temperature")
+
+    def __post_init__(self) -> None:
+        at_least(self.epochs, 1, "optim.epochs")
+        at_least(self.batch_size, 2, "optim.batch_size")
+        if self.temperature <= 0:
+            raise ConfigError(f"optim.temperature: must be above 0, got {self.temperature:g}")
+
+
+@dataclass
+class SslConfig:
+    """cnnlab notmnist ssl: a SimCLR encoder trained on the notMNIST training letters without their labels."""
+
+    out_dim: int = field(64, "output size of the projection head (the loss's space; probes read the 128 encoder features)")
+    threads: int = field(0, "CPU threads for torch (0: torch's default, all cores)")
+    run: RunOptions = field(RunOptions(), "the run")
+    hardware: Hardware = field(Hardware(), "the hardware")
+    optim: SslOptim = field(SslOptim(), "the optimisation")
+    data: NotMnistData = field(NotMnistData(), "the data (val is held out: probes choose their settings on it)")
+
+    def default_name(self) -> str:
+        return run_name("simclr", self.run.seed, n=self.data.limit_train)
+
+
+FEATURE_KINDS = ("raw", "pca", "ae", "dae", "ssl", "imagenet")
+
+
+@dataclass
+class FeaturesConfig:
+    """cnnlab notmnist features: every feature extractor probed the same way at several label budgets."""
+
+    extractors: list[str] = field(list(FEATURE_KINDS), "raw pixels, pca, ae (dense AE code), dae (conv DAE encoder), "
+                                                      "ssl (SimCLR encoder), imagenet (EfficientNet-Lite0 features)")
+    budgets: list[int] = field([10, 50, 100, 0], "labelled training images per class (0: all)")
+    c_values: list[float] = field([0.01, 0.1, 1.0, 10.0], "C values of both probes, chosen on val accuracy")
+    ae_run: str = field("", "`notmnist ae` run giving the codes (default: the newest finished one on the same data)")
+    dae_run: str = field("", "`notmnist denoise` run giving the encoder (default: the newest finished one)")
+    ssl_run: str = field("", "`notmnist ssl` run giving the encoder (default: the newest finished one)")
+    tsne_points: int = field(1000, "test letters in each 2-D t-SNE map")
+    threads: int = field(0, "CPU threads for torch (0: torch's default, all cores)")
+    run: TableRun = field(TableRun(name="features"), "the table's run")
+    data: NotMnistData = field(NotMnistData(), "the data")
+
+    def __post_init__(self) -> None:
+        unknown = [e for e in self.extractors if e not in FEATURE_KINDS]
+        if unknown:
+            raise ConfigError(f"extractors: unknown {unknown[0]!r} (known: {', '.join(FEATURE_KINDS)})")
+        if not self.budgets or min(self.budgets) < 0:
+            raise ConfigError(f"budgets: give labels per class of at least 1 (0: all), got {self.budgets}")
+
+
+@dataclass
 class AutoencoderOptions:
     """cnnlab notmnist summary: an autoencoder's layer table (input 1x28x28) and its code size."""
 
