@@ -106,3 +106,34 @@ def notmnist_runs(runs: Path) -> None:
         "code": "code: 128x7x7 = 6272 values per image vs 784 input pixels (8.00x): does NOT compress"})
     (dae / "model_summary.txt").write_text("Conv2d [1, 32, 28, 28]\n...\noutput 1x28x28\n")
     _png(dae / "figures" / "denoising.png", "denoising")
+    ssl_and_feature_runs(runs)
+
+
+def feature_rows(accs: dict[str, tuple[float, float]]) -> list[dict]:
+    """Rows of a feature table: per extractor, (test accuracy at 10 labels per class, with all labels)."""
+    rows = []
+    for name, pair in accs.items():
+        for budget, acc in zip(("10", "all"), pair):
+            for probe, shift in (("logreg", 0.0), ("svm", -0.01)):
+                rows.append({"features": name, "dims": 32, "probe": probe, "budget": budget,
+                             "labels_per_class": 10 if budget == "10" else 720, "C": 1.0, "val_acc": acc + shift,
+                             "test_acc": acc + shift, "test_low": acc + shift - 0.02, "test_high": acc + shift + 0.02,
+                             "seconds": 0.5})
+    return rows
+
+
+def ssl_and_feature_runs(runs: Path) -> None:
+    ssl = runs / "notmnist" / "simclr-s0"
+    ssl.mkdir(parents=True)
+    (ssl / "summary.json").write_text(json.dumps({
+        "name": "simclr-s0", "exercise": "notmnist", "kind": "ssl", "method": "SimCLR (NT-Xent, lightly)", "params": 1,
+        "epochs": 15, "best_epoch": 15, "wall_time_s": 60.0, "loss_first": 5.1, "loss_last": 3.9, "temperature": 0.5,
+        "batch_size": 256, "augmentations": "random resized crop, affine; no flips", "train_images": 7200}))
+    feats = runs / "notmnist" / "features"
+    feats.mkdir(parents=True)
+    rows = feature_rows({"raw": (0.70, 0.88), "ae": (0.72, 0.86), "ssl": (0.80, 0.90), "imagenet": (0.74, 0.91)})
+    (feats / "summary.json").write_text(json.dumps({
+        "name": "features", "exercise": "notmnist", "kind": "features", "rows": rows, "train_images": 7200,
+        "val_images": 800, "test_images": 2000, "origins": {"raw": "the 784 pixels"}}))
+    _png(feats / "features.png", "features")
+    _png(feats / "tsne.png", "tsne")

@@ -45,7 +45,8 @@ def tiny_preset(tmp_path, monkeypatch) -> Path:
         "food": {"preset": str(food), "overrides": {"num_classes": 4}, "sweep": str(sweep)},
         "notmnist": {"ae": {"epochs": 2, **quiet}, "sweep": {"dims": [4, 8], "epochs": 2, **quiet},
                      "svm": {"code_dim": 4, "cv_samples": 40, "cv_folds": 2, "progress": False},
-                     "denoise": {"epochs": 1, **quiet}},
+                     "denoise": {"epochs": 1, **quiet}, "ssl": {"epochs": 1, "batch_size": 16, **quiet},
+                     "features": {"budgets": [2, 0], "tsne_points": 30, "progress": False}},
         "report": {"out": str(tmp_path / "report")},
         "submission": {"settings": {"CNNLAB_NB_EPOCHS": 1, "CNNLAB_NB_LIMIT": 40, "CNNLAB_NB_CLASSES": 4,
                                     "CNNLAB_NB_INPUT": 64}}}))
@@ -85,6 +86,7 @@ def test_lab_runs_everything_and_a_killed_lab_resumes_without_losing_runs(tiny_p
     for expected in ("food/frozen-c4-s0/summary.json", "food/scratch-c4-s0/summary.json", "notmnist/svm/summary.json"):
         assert expected in after
     assert any(k.startswith("notmnist/conv-dae") for k in after)
+    assert "notmnist/simclr-s0/summary.json" in after and "notmnist/features/summary.json" in after
     assert (runs / "food" / "sweep.png").is_file() and len(json.loads((runs / "food" / "sweep.json").read_text())["runs"]) == 4
     report = (tmp_path / "report" / "report.md").read_text()
     assert "Missing" not in report and "What the ImageNet weights bought, like for like" in report and "**g) " in report

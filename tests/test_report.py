@@ -146,3 +146,23 @@ def test_every_question_of_the_lab_sheet_has_its_answer(tmp_path):
         assert f"**{letter}) " in exercise3, letter
     for letter in letters["denoising"]:
         assert f"**Denoising {letter}) " in exercise3, letter
+
+
+
+def test_the_self_supervised_answers_follow_the_feature_table():
+    from cnnlab.report.questions import answer_f, answer_g
+
+    from report_fixtures import feature_rows
+
+    ssl = {"train_images": 7200, "augmentations": "crops", "temperature": 0.5, "batch_size": 256, "loss_first": 5.1,
+           "loss_last": 3.9, "epochs": 15}
+    clear = {"rows": feature_rows({"ssl": (0.80, 0.90), "imagenet": (0.70, 0.91)}), "test_images": 2000}
+    f = answer_f({"ssl": ssl, "features": clear})
+    assert "from 5.100 to 3.900" in f and "**ssl** has the highest test accuracy with 10 labels per class" in f
+    assert "within noise" not in f.split("10 labels per class")[1].split(".")[0]
+    g = answer_g({"features": clear})
+    assert "ssl against ImageNet features with 10 labels per class: ssl ahead" in g
+    assert "ssl against ImageNet features with all labels: within noise" in g
+    swapped = {"rows": feature_rows({"ssl": (0.70, 0.90), "imagenet": (0.80, 0.91)}), "test_images": 2000}
+    assert "10 labels per class: ImageNet ahead" in answer_g({"features": swapped})
+    assert "no measured ranking" in answer_g({})

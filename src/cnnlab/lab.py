@@ -29,7 +29,7 @@ from cnnlab.paths import runs_root
 SECTIONS = ("cifar", "food", "notmnist", "report", "submission")
 COMPARE_KEYS = {"cifar": ("preset", "seeds", "overrides"), "food": ("preset", "overrides", "sweep")}
 LEGACY_KEYS = {"config": "preset", "set": "overrides"}  # a section's keys in lab presets of earlier versions
-NOTMNIST_STEPS = ("ae", "sweep", "svm", "denoise")
+NOTMNIST_STEPS = ("ae", "sweep", "svm", "denoise", "ssl", "features")
 
 
 def read_preset(path: Path) -> dict[str, Any]:
@@ -86,6 +86,13 @@ def run_notmnist(section: dict[str, Any], runs_dir: str, common: dict[str, Any])
             print(f"cnnlab: reusing finished run {finished}")
         else:
             nm.denoise(cfg)
+    if "ssl" in section or "features" in section:
+        from cnnlab.experiments import notmnist_features as nf
+
+        if "ssl" in section:
+            nf.ssl_or_reuse(make(configs.SslConfig, "ssl"))
+        if "features" in section:  # after ae, denoise and ssl: it probes their encoders
+            nf.features_or_reuse(make(configs.FeaturesConfig, "features"))
 
 
 def lab(cfg: LabConfig) -> Path:

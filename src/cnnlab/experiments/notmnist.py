@@ -226,9 +226,9 @@ def svm_autoencoder(cfg: SvmConfig) -> Path:
     return trained_ae(wanted)
 
 
-def finished_svm(cfg: SvmConfig) -> Path | None:
-    """A finished ``svm`` run of the same config on the same data, if one exists (SVM runs are reused like
-    trained ones)."""
+def finished_table(cfg: Any) -> Path | None:
+    """A finished table run (``svm``, ``features``) of the same config on the same data, if one exists
+    (table runs are reused like trained ones)."""
     base = runs_root(cfg.run.runs_dir or None) / EXERCISE
     found = [p for p in sorted(base.glob(f"{cfg.run.name}*")) if is_finished(p) and same_run(cfg, p)]
     if not found:
@@ -239,7 +239,7 @@ def finished_svm(cfg: SvmConfig) -> Path | None:
 
 def svm_or_reuse(cfg: SvmConfig) -> Path:
     """The run folder of ``cfg``'s SVM table: a finished one of the same config, else made now."""
-    done = finished_svm(cfg)
+    done = finished_table(cfg)
     if done is not None:
         print(f"cnnlab: reusing finished run {done}")
         return done

@@ -30,9 +30,9 @@ from cnnlab.data.notmnist import CLASSES
 from cnnlab.data.splits import Dataset, subset
 from cnnlab.data.views import ViewPairs, describe_views
 from cnnlab.errors import ConfigError
-from cnnlab.experiments.common import diverged_runs_recorded, open_run
+from cnnlab.experiments.common import diverged_runs_recorded, open_run, reuse_or_resume
 from cnnlab.experiments.configs import AEConfig, DenoiseConfig, FeaturesConfig, SslConfig
-from cnnlab.experiments.notmnist import EXERCISE, data_fingerprint, load_images
+from cnnlab.experiments.notmnist import EXERCISE, data_fingerprint, finished_table, load_images
 from cnnlab.models.autoencoders import create_autoencoder
 from cnnlab.models.registry import count_params
 from cnnlab.models.ssl import SimCLR
@@ -266,6 +266,24 @@ def tsne_map(x: np.ndarray, seed: int) -> np.ndarray:
     scaled = StandardScaler().fit_transform(x)
     return TSNE(n_components=2, init="pca", random_state=seed, perplexity=min(30.0, max(2.0, (len(x) - 1) / 3))
                 ).fit_transform(scaled)
+
+
+def ssl_or_reuse(cfg: SslConfig) -> Path:
+    """A finished ``ssl`` run of ``cfg`` on the same data (reused), an interrupted one (resumed), or a new one."""
+    cfg, finished = reuse_or_resume(EXERCISE, cfg, data_fingerprint)
+    if finished is not None:
+        print(f"cnnlab: reusing finished run {finished}")
+        return finished
+    return train_ssl(cfg)
+
+
+def features_or_reuse(cfg: FeaturesConfig) -> Path:
+    """A finished ``features`` run of the same config on the same data, else one made now."""
+    done = finished_table(cfg)
+    if done is not None:
+        print(f"cnnlab: reusing finished run {done}")
+        return done
+    return features(cfg)
 
 
 # ---- the commands (see cnnlab.cli) -----------------------------------------------------------------

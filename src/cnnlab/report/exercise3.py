@@ -275,6 +275,61 @@ def answers(doc: Document, facts: dict[str, Any]) -> None:
             doc.add(Paragraph(text))
 
 
+def chosen_probes(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Per (extractor, budget), the probe with the higher val accuracy (test then read once)."""
+    best: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        key = (r["features"], str(r["budget"]))
+        if key not in best or float(r["val_acc"]) > float(best[key]["val_acc"]):
+            best[key] = r
+    return best
+
+
+def feature_pivot(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per extractor, one column per label budget: the chosen probe's test accuracy [95% interval]."""
+    best = chosen_probes(rows)
+    budgets = list(dict.fromkeys(str(r["budget"]) for r in rows))
+    out = []
+    for name in dict.fromkeys(r["features"] for r in rows):
+        row: dict[str, Any] = {"Features": name, "Dims": next(r["dims"] for r in rows if r["features"] == name)}
+        for b in budgets:
+            r = best.get((name, b))
+            row[f"{b} labels/class" if b != "all" else "all labels"] = (
+                "-" if r is None else f"{100 * float(r['test_acc']):.1f} [{100 * float(r['test_low']):.1f}, "
+                                      f"{100 * float(r['test_high']):.1f}] ({'LR' if r['probe'] == 'logreg' else 'SVM'})")
+        out.append(row)
+    return out
+
+
+def features_section(doc: Document, ssl_runs: list[Run], feature_runs: list[Run], facts: dict[str, Any]) -> None:
+    doc.add(Heading("Self-supervised, autoencoder and ImageNet features for few labels", level=3))
+    if ssl_runs:
+        run = newest(ssl_runs)
+        s = run.summary
+        facts["ssl"] = s
+        doc.add(Paragraph(f"Run `{run.name}`: {s['method']} on {s['train_images']} training letters without their "
+                          f"labels, {s['epochs']} epochs, batch {s['batch_size']}, temperature {s['temperature']:g}; "
+                          f"views: {s['augmentations']}. The loss went from {s['loss_first']:.3f} to "
+                          f"{s['loss_last']:.3f}."))
+    else:
+        doc.add(Missing("no self-supervised run", "Run `cnnlab notmnist ssl`"))
+    if not feature_runs:
+        doc.add(Missing("no feature comparison", "Run `cnnlab notmnist features`"))
+        return
+    run = newest(feature_runs)
+    s = run.summary
+    facts["features"] = s
+    doc.add(Table(feature_pivot(s["rows"]), caption=f"Run `{run.name}`: test accuracy % [95% interval] of the probe "
+                                                    f"(logistic regression or linear SVM, C and probe chosen on "
+                                                    f"{s['val_images']} val letters), {s['test_images']} test letters"))
+    for name, caption in (("features.png", "Test accuracy against labelled images per class (log axis)"),
+                          ("tsne.png", "t-SNE maps of each feature space on test letters, coloured by class")):
+        if (run.path / name).is_file():
+            doc.add(Figure(run.path / name, caption))
+    doc.add(Paragraph("Where each feature comes from: " + "; ".join(f"{k}: {v}" for k, v in s.get("origins", {}).items())
+                      + "."))
+
+
 def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:
     doc.add(Heading("Exercise 3: autoencoders on notMNIST", anchor="exercise-3"))
     runs = load_runs(runs_dir, "notmnist")
@@ -286,10 +341,13 @@ def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:
     ae_runs = [r for r in runs if r.summary.get("model") == "dense-ae" and "test_psnr" in r.summary]
     svm_runs = [r for r in runs if r.summary.get("kind") == "svm"]
     dae_runs = [r for r in runs if "psnr_gain_db" in r.summary]
+    ssl_runs = [r for r in runs if r.summary.get("kind") == "ssl"]
+    feature_runs = [r for r in runs if r.summary.get("kind") == "features"]
     facts: dict[str, Any] = {}
     dense_section(doc, ae_runs, facts)
     sweep_section(doc, runs_dir, facts)
     svm_section(doc, svm_runs, facts)
     denoise_section(doc, dae_runs, facts)
     answers(doc, facts)
+    features_section(doc, ssl_runs, feature_runs, facts)
     return facts

@@ -7,6 +7,8 @@ from typing import Any
 
 from cnnlab.report.document import Document, Heading, Paragraph
 from cnnlab.report.exercise2 import pair_sentence, sweep_sentence
+from cnnlab.report.exercise3 import chosen_probes
+from cnnlab.viz.comparisons import ranking
 from cnnlab.viz.comparisons import budget_text, cost
 from cnnlab.stats import difference
 
@@ -105,28 +107,63 @@ def answer_e(ex3: dict[str, Any]) -> str:
     return text
 
 
+def feature_ranking(features: dict[str, Any], budget: str) -> str:
+    """The extractors ranked at one label budget (the probe chosen on val), the leader's margin with its
+    interval, worded "within noise" when it covers 0."""
+    best = chosen_probes(features["rows"])
+    candidates = [(name, [float(r["test_acc"])], features["test_images"]) for (name, b), r in best.items() if b == budget]
+    if len(candidates) < 2:
+        return ""
+    label = "all labels" if budget == "all" else f"{budget} labels per class"
+    text, _ = ranking(candidates, f"test accuracy with {label}")
+    return text
+
+
 def answer_f(ex3: dict[str, Any]) -> str:
-    return ("Self-supervised learning makes labels from the data itself: a pretext task (predict a masked part, "
+    text = ("Self-supervised learning makes labels from the data itself: a pretext task (predict a masked part, "
             "the rotation applied, or, in contrastive methods such as SimCLR, which two augmented views come from "
-            "the same image) trains an encoder without human labels; augmentations define what the features must "
-            "ignore, and the loss (e.g. NT-Xent, pulling views of one image together and pushing other images "
-            "apart) shapes the feature space. The encoder is then probed or fine-tuned with few labels. "
-            "(This lab has no self-supervised run yet, so no measured number is quoted.)")
+            "the same image) trains an encoder without human labels; the augmentations define what the features "
+            "must ignore, and the loss (NT-Xent pulls the two views of an image together and pushes the other "
+            "images of the batch apart, at a temperature) shapes the feature space. The encoder is then probed or "
+            "fine-tuned with few labels.")
+    s = ex3.get("ssl")
+    if s:
+        text += (f" Measured here: SimCLR on {s['train_images']} notMNIST letters without labels, views by {s['augmentations']}, "
+                 f"temperature {s['temperature']:g}, batch {s['batch_size']} (each image's other {2 * s['batch_size'] - 2} "
+                 f"views are its negatives): the NT-Xent loss went from {s['loss_first']:.3f} to {s['loss_last']:.3f} in "
+                 f"{s['epochs']} epochs.")
+        if ex3.get("features"):
+            text += " " + feature_ranking(ex3["features"], min_budget(ex3["features"]))
+    else:
+        text += " (This lab has no self-supervised run, so no measured number is quoted.)"
+    return text
+
+
+def min_budget(features: dict[str, Any]) -> str:
+    budgets = [str(r["budget"]) for r in features["rows"] if str(r["budget"]) != "all"]
+    return min(budgets, key=int) if budgets else "all"
 
 
 def answer_g(ex3: dict[str, Any]) -> str:
     text = ("Prefer autoencoder or self-supervised features when the images are far from the pretrained network's "
             "domain (grey letters are not ImageNet photographs), when plenty of unlabelled in-domain images exist, "
-            "when the pretrained network is too large for the deployment, or when its licence or input size does "
-            "not fit; prefer pretrained features when the domain is close and the in-domain data is small.")
-    svm = ex3.get("svm", {})
-    if "ae" in svm:
-        text += (f" Measured here: the autoencoder's codes give an SVM {_pct(float(svm['ae']['test_acc']))} on notMNIST. "
-                 "The comparison with self-supervised and ImageNet features on the same letters has not been run, so "
-                 "no measured ranking of the three is quoted.")
-    else:
-        text += " " + NOT_RUN
-    return text
+            "or when the pretrained network is too large for the deployment; prefer pretrained features when the "
+            "domain is close and the in-domain data is small.")
+    features = ex3.get("features")
+    if not features:
+        return text + " (The feature comparison has not been run here, so no measured ranking is quoted.)"
+    sentences = [feature_ranking(features, b) for b in dict.fromkeys([min_budget(features), "all"])]
+    best = chosen_probes(features["rows"])
+    pairs = []
+    for own in ("ssl", "ae"):
+        for b in dict.fromkeys([min_budget(features), "all"]):
+            if (own, b) in best and ("imagenet", b) in best:
+                mine, theirs = float(best[(own, b)]["test_acc"]), float(best[("imagenet", b)]["test_acc"])
+                d = difference([mine], [theirs], features["test_images"], features["test_images"])
+                label = "all labels" if b == "all" else f"{b} labels per class"
+                pairs.append(f"{own} against ImageNet features with {label}: "
+                             + d.verdict(f"{own} ahead", "ImageNet ahead") + f" ({own} minus ImageNet: {d.text()})")
+    return text + " Measured here: " + " ".join(x for x in sentences if x) + (" " + "; ".join(pairs) + "." if pairs else "")
 
 
 # The lab sheet's Exercise 4, in its order: (letter, the question in this report's words, answer, facts).
