@@ -414,7 +414,7 @@ class SslConfig:
         return run_name("simclr", self.run.seed, n=self.data.limit_train)
 
 
-FEATURE_KINDS = ("raw", "pca", "ae", "dae", "ssl", "imagenet")
+FEATURE_KINDS = ("raw", "pca", "ae", "dae", "ssl", "random", "imagenet")
 
 
 @dataclass
@@ -422,7 +422,8 @@ class FeaturesConfig:
     """cnnlab notmnist features: every feature extractor probed the same way at several label budgets."""
 
     extractors: list[str] = field(list(FEATURE_KINDS), "raw pixels, pca, ae (dense AE code), dae (conv DAE encoder), "
-                                                      "ssl (SimCLR encoder), imagenet (EfficientNet-Lite0 features)")
+                                                      "ssl (SimCLR encoder), random (the same encoder untrained: what "
+                                                      "SimCLR's training bought), imagenet (EfficientNet-Lite0 features)")
     budgets: list[int] = field([10, 50, 100, 0], "labelled training images per class (0: all)")
     c_values: list[float] = field([0.01, 0.1, 1.0, 10.0], "C values of both probes, chosen on val accuracy")
     ae_run: str = field("", "`notmnist ae` run giving the codes (default: the newest finished one on the same data)")

@@ -152,6 +152,10 @@ def extractor(kind: str, cfg: FeaturesConfig, images: Dataset) -> tuple[Callable
         ssl_cfg = cfgmod.load(SslConfig, run / "config.yaml")
         model = load_model_weights(SimCLR(ssl_cfg.out_dim), run / "checkpoints" / "last.ckpt")  # see train_ssl
         return (lambda x: ssl_features(model, x)), f"the SimCLR encoder's 128 features ({run.name})"
+    if kind == "random":  # the SimCLR encoder as initialised: the baseline its training must beat
+        torch.manual_seed(cfg.run.seed)
+        model = SimCLR()
+        return (lambda x: ssl_features(model, x)), "the SimCLR encoder untrained (random weights, seeded)"
     if kind == "imagenet":
         return imagenet_features, "EfficientNet-Lite0's 1280 ImageNet features (letters resized to 224 px, grey to RGB)"
     raise ConfigError(f"unknown feature kind {kind!r}")
