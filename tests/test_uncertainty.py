@@ -100,3 +100,29 @@ def test_the_best_food_configuration_is_chosen_on_validation_not_test():
     a_test, b_test = food_summary("a", 0.9, 0.70, "test_acc"), food_summary("b", 0.7, 0.80, "test_acc")
     best, text = food_choice([a_test, b_test])
     assert best is b_test and "optimistic" in text
+
+def test_train_accuracy_says_which_kind_it_is():
+    clean = food_summary("a", 0.9, 0.8) | {"train_acc_source": "best checkpoint re-evaluated"}
+    logged = food_summary("a", 0.9, 0.8) | {"train_acc_source": "logged during the best epoch"}
+    assert food_row(clean)["Acc. train %"] == "90.0"
+    assert food_row(logged)["Acc. train %"] == "90.0 (logged, augmented)"
+
+
+def test_transfer_is_measured_like_for_like_only():
+    from pathlib import Path
+
+    from cnnlab.report.exercise2 import pair_sentence, transfer_pairs
+    from cnnlab.report.runs import Run
+
+    def run(backbone, strategy, acc, train_images=3370):
+        s = food_summary(backbone, 0.8, acc) | {"strategy": strategy, "train_images": train_images,
+                                               "features": {"built": True, "seconds": 40.0}}
+        return Run(Path(f"/runs/{backbone}-{strategy}"), s)
+
+    runs = [run("lite0", "frozen", 0.80), run("lite0", "scratch", 0.30), run("lite2", "frozen", 0.85),
+            run("lite0", "finetune", 0.82, train_images=1000)]
+    pairs = transfer_pairs(runs)
+    assert [(p["backbone"], p["strategy"]) for p, _ in pairs] == [("lite0", "frozen")]  # same backbone, head, data
+    text = pair_sentence(*pairs[0])
+    assert "45 s" in text and "images through the backbone" in text  # extraction counted in the frozen budget
+    assert "the ImageNet weights bought accuracy" in text
