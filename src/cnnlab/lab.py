@@ -22,7 +22,7 @@ from typing import Any
 
 from cnnlab import config as cfgmod
 from cnnlab.errors import ConfigError, TrainingDiverged
-from cnnlab.experiments.common import preset_path, reuse_or_resume
+from cnnlab.experiments.common import preset_path, trained
 from cnnlab.experiments.configs import CompareOptions, LabConfig, SeededCompareOptions
 from cnnlab.paths import runs_root
 
@@ -81,11 +81,7 @@ def run_notmnist(section: dict[str, Any], runs_dir: str, common: dict[str, Any])
     if "svm" in section:
         nm.svm_or_reuse(make(configs.SvmConfig, "svm"))
     if "denoise" in section:
-        cfg, finished = reuse_or_resume("notmnist", make(configs.DenoiseConfig, "denoise"), nm.data_fingerprint)
-        if finished is not None:
-            print(f"cnnlab: reusing finished run {finished}")
-        else:
-            nm.denoise(cfg)
+        trained("notmnist", make(configs.DenoiseConfig, "denoise"), nm.denoise, nm.data_fingerprint)
     if "ssl" in section or "features" in section:
         from cnnlab.experiments import notmnist_features as nf
 

@@ -62,7 +62,7 @@ class Difference:
         return ahead if self.diff > 0 else behind
 
     def text(self) -> str:
-        """"+3.2 points, 95% interval [1.0, 5.4] (Welch, 3 and 3 seeds)"."""
+        """"+D points, 95% interval [+LOW, +HIGH] (METHOD)", in percentage points."""
         if not self.known:
             return f"{100 * self.diff:+.1f} points (no interval: {self.method})"
         return f"{100 * self.diff:+.1f} points, 95% interval [{100 * self.low:+.1f}, {100 * self.high:+.1f}] ({self.method})"

@@ -165,16 +165,28 @@ def reuse_or_resume(exercise: str, cfg: T, fingerprint: Callable[[T], str] | Non
     return cfg, None
 
 
+def reused(finished: Path | None, make: Callable[[], Path]) -> Path:
+    """``finished`` (said in one line) when there is one, else ``make()``: every command that reuses runs."""
+    if finished is not None:
+        print(f"cnnlab: reusing finished run {finished}")
+        return finished
+    return make()
+
+
+def trained(exercise: str, cfg: Any, train: Callable[[Any], Path],
+            fingerprint: Callable[[Any], str] | None = None) -> Path:
+    """The folder of ``cfg``'s run: finished (reused), interrupted (resumed) or new (see ``reuse_or_resume``)."""
+    cfg, finished = reuse_or_resume(exercise, cfg, fingerprint)
+    return reused(finished, lambda: train(cfg))
+
+
 def run_or_reuse(exercise: str, cfg: Any, train: Callable[[Any], Path],
                  fingerprint: Callable[[Any], str] | None = None) -> dict[str, Any]:
     """For comparisons: the summary of ``cfg``'s run, reused when finished (on the same data, see
     ``reuse_or_resume``), resumed when interrupted, else trained. A run that diverges is reported in one
     line and its diverged summary returned, so the comparison goes on and shows it as diverged."""
-    cfg, finished = reuse_or_resume(exercise, cfg, fingerprint)
-    if finished is not None:
-        print(f"cnnlab: reusing finished run {finished}")
     try:
-        run_dir = finished or train(cfg)
+        run_dir = trained(exercise, cfg, train, fingerprint)
     except TrainingDiverged as e:
         print(f"cnnlab: {name_of(cfg)}: {e}", file=sys.stderr)
         run_dir = e.run_dir

@@ -34,7 +34,7 @@ from cnnlab.data.notmnist import as_float
 from cnnlab.data.splits import Dataset, Split, subsets
 from cnnlab.errors import ConfigError
 from cnnlab.experiments.common import (HOW_NOT_WHAT, check_split_drawn_alike, config_changes, diverged_runs_recorded, open_run,
-                                       recorded_summary, reuse_or_resume, same_run)
+                                       recorded_summary, reused, same_run, trained)
 from cnnlab.experiments.compression import compression_caption, compression_table
 from cnnlab.experiments.configs import (AEConfig, AutoencoderOptions, DenoiseConfig, EvaluateOptions, NotMnistData,
                                         SvmConfig, SweepConfig, TableRun)
@@ -104,7 +104,7 @@ def _run_summary(run_dir: Path, cfg: AEConfig | DenoiseConfig, model, result, sc
     with torch.no_grad():
         output_shape = list(model(torch.zeros(1, *IMAGE_SHAPE)).shape[1:])
     return {"name": run_dir.name, "exercise": EXERCISE, "model": getattr(cfg, "model", "dense-ae"),
-            "data_fingerprint": data_fingerprint(cfg), "input_shape": list(IMAGE_SHAPE), "output_shape": output_shape,
+            "input_shape": list(IMAGE_SHAPE), "output_shape": output_shape,
             "encoder_params": count_params(model.encoder), "decoder_params": count_params(model.decoder),
             "architecture": describe(model), "params": count_params(model),
             "epochs": result.epochs, "best_epoch": result.best_epoch, "monitor": result.monitor,
@@ -153,6 +153,7 @@ def _train_ae(cfg: AEConfig) -> Path:
     write_summary(run_dir, _run_summary(run_dir, cfg, best, result, scores, code_dim=cfg.code_dim,
                                         compression=rows, **one_off, train_images=len(images.train.x),
                                         val_images=len(images.val) if images.val is not None else 0,
+                                        data_fingerprint=images.fingerprint,
                                         test_images=len(x_test)))
     return run_dir
 
@@ -170,11 +171,7 @@ def sweep_member(cfg: SweepConfig, code_dim: int) -> AEConfig:
 
 def trained_ae(cfg: AEConfig) -> Path:
     """A finished run of ``cfg``: reused when one exists, resumed when one was interrupted."""
-    cfg, finished = reuse_or_resume(EXERCISE, cfg, data_fingerprint)
-    if finished is not None:
-        print(f"cnnlab: reusing finished run {finished}")
-        return finished
-    return train_ae(cfg)
+    return trained(EXERCISE, cfg, train_ae, data_fingerprint)
 
 
 # ---- ae-sweep ----------------------------------------------------------------------------------------
@@ -239,11 +236,7 @@ def finished_table(cfg: Any) -> Path | None:
 
 def svm_or_reuse(cfg: SvmConfig) -> Path:
     """The run folder of ``cfg``'s SVM table: a finished one of the same config, else made now."""
-    done = finished_table(cfg)
-    if done is not None:
-        print(f"cnnlab: reusing finished run {done}")
-        return done
-    return svm(cfg)
+    return reused(finished_table(cfg), lambda: svm(cfg))
 
 
 def _svm(cfg: SvmConfig) -> Path:
@@ -320,7 +313,8 @@ def _denoise(cfg: DenoiseConfig) -> Path:
                                         code=code_size_line(best), code_values=best.code_size,
                                         code_shape=list(best.code_shape), decoder_bytes_float32=parameter_bytes(best.decoder),
                                         train_images=len(images.train.x), test_images=len(images.test.x),
-                                        val_images=len(images.val) if images.val is not None else 0))
+                                        val_images=len(images.val) if images.val is not None else 0,
+                                        data_fingerprint=images.fingerprint))
     return run_dir
 
 

@@ -27,10 +27,10 @@ import torch
 from cnnlab import config as cfgmod
 from cnnlab import files
 from cnnlab.data.notmnist import CLASSES
-from cnnlab.data.splits import Dataset, subset
+from cnnlab.data.splits import Dataset
 from cnnlab.data.views import ViewPairs, describe_views
 from cnnlab.errors import ConfigError
-from cnnlab.experiments.common import diverged_runs_recorded, open_run, reuse_or_resume
+from cnnlab.experiments.common import diverged_runs_recorded, open_run, reused, trained
 from cnnlab.experiments.configs import AEConfig, DenoiseConfig, FeaturesConfig, SslConfig
 from cnnlab.experiments.notmnist import EXERCISE, data_fingerprint, finished_table, load_images
 from cnnlab.models.autoencoders import create_autoencoder
@@ -274,20 +274,12 @@ def tsne_map(x: np.ndarray, seed: int) -> np.ndarray:
 
 def ssl_or_reuse(cfg: SslConfig) -> Path:
     """A finished ``ssl`` run of ``cfg`` on the same data (reused), an interrupted one (resumed), or a new one."""
-    cfg, finished = reuse_or_resume(EXERCISE, cfg, data_fingerprint)
-    if finished is not None:
-        print(f"cnnlab: reusing finished run {finished}")
-        return finished
-    return train_ssl(cfg)
+    return trained(EXERCISE, cfg, train_ssl, data_fingerprint)
 
 
 def features_or_reuse(cfg: FeaturesConfig) -> Path:
     """A finished ``features`` run of the same config on the same data, else one made now."""
-    done = finished_table(cfg)
-    if done is not None:
-        print(f"cnnlab: reusing finished run {done}")
-        return done
-    return features(cfg)
+    return reused(finished_table(cfg), lambda: features(cfg))
 
 
 # ---- the commands (see cnnlab.cli) -----------------------------------------------------------------
