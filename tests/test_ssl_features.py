@@ -13,7 +13,8 @@ import torch
 from cnnlab.cli import main
 from cnnlab.config import build
 from cnnlab.experiments.configs import FeaturesConfig, SslConfig
-from cnnlab.experiments.notmnist_features import labelled, probe_rows, train_ssl
+from cnnlab.errors import ConfigError
+from cnnlab.experiments.notmnist_features import labelled, narrowed, probe_rows, train_ssl
 
 from notmnist_helpers import write_notmnist
 
@@ -47,21 +48,41 @@ def test_every_extractor_gets_the_same_labelled_subsets_and_c_is_chosen_on_val()
     labels = {"train": y.numpy(), "val": np.arange(50) % 10, "test": np.arange(50) % 10}
     for split in feats:  # class k shifted by k along the first feature: separable
         feats[split][:, 0] += 3 * labels[split]
-    rows = probe_rows("toy", feats, labels, [5, 0], {5: a, 0: labelled(y, 0, 0)}, [0.01, 1.0], seed=0)
+    grids = {"logreg": [0.01, 1.0], "svm": [1.0, 10.0]}
+    rows = probe_rows("toy", feats, labels, [5, 0], {5: a, 0: labelled(y, 0, 0)}, grids)
     assert [(r["budget"], r["probe"]) for r in rows] == [("5", "logreg"), ("5", "svm"), ("all", "logreg"), ("all", "svm")]
-    assert all(r["C"] in (0.01, 1.0) and r["test_low"] <= r["test_acc"] <= r["test_high"] for r in rows)
+    assert all(r["C"] in grids[r["probe"]] and r["test_low"] <= r["test_acc"] <= r["test_high"] for r in rows)
     assert rows[2]["test_acc"] > 0.5  # learnable, so the protocol is not scoring noise
+
+
+def test_wide_features_are_reduced_on_train_alone_and_narrow_ones_kept():
+    rng = np.random.default_rng(0)
+    feats = {s: rng.normal(size=(n, 40)).astype(np.float32) for s, n in (("train", 60), ("val", 20), ("test", 20))}
+    assert narrowed(feats, 40, seed=0) is feats
+    small = narrowed(feats, 5, seed=0)
+    assert {s: x.shape for s, x in small.items()} == {"train": (60, 5), "val": (20, 5), "test": (20, 5)}
+    moved = dict(feats, test=feats["test"] + 100.0)  # the test split does not move the fitted components
+    assert np.allclose(narrowed(moved, 5, seed=0)["train"], small["train"])
+
+
+@pytest.mark.parametrize("key, value", [("logreg_c", []), ("svm_c", [0.0]), ("max_dims", 0)])
+def test_features_config_refuses_empty_grids_and_widths(key, value):
+    with pytest.raises(ConfigError, match=key):
+        build(FeaturesConfig, **{key: value})
 
 
 def test_features_command_probes_each_extractor_alike(tiny, tmp_path, capsys):
     assert main(["notmnist", "ae", "--data-dir", str(tiny), "--epochs", "2", "--code-dim", "8", *QUIET]) == 0
     assert main(["notmnist", "ssl", "--data-dir", str(tiny), "--epochs", "2", "--batch-size", "30", *QUIET]) == 0
     assert main(["notmnist", "features", "--data-dir", str(tiny), "--extractors", "raw,pca,ae,ssl,random", "--budgets", "2,0",
-                 "--tsne-points", "30", "--c-values", "0.1,1", "--no-progress"]) == 0
+                 "--tsne-points", "30", "--logreg-c", "0.1,1", "--svm-c", "1", "--max-dims", "64",
+                 "--no-progress"]) == 0
     run = tmp_path / "runs" / "notmnist" / "features"
     s = json.loads((run / "summary.json").read_text())
     assert {r["features"] for r in s["rows"]} == {"raw", "pca", "ae", "ssl", "random"}
     assert {(r["budget"], r["labels_per_class"]) for r in s["rows"]} == {("2", 2), ("all", 9)}
+    dims = {r["features"]: (r["dims"], r["dims_probed"]) for r in s["rows"]}
+    assert dims["raw"] == (784, 64) and dims["ae"] == (8, 8)  # only features wider than --max-dims are reduced
     assert (s["train_images"], s["val_images"], s["test_images"]) == (90, 10, 40)
     for name in ("features.md", "features.csv", "features.png", "tsne.png"):
         assert (run / name).is_file(), name

@@ -425,7 +425,10 @@ class FeaturesConfig:
                                                       "ssl (SimCLR encoder), random (the same encoder untrained: what "
                                                       "SimCLR's training bought), imagenet (EfficientNet-Lite0 features)")
     budgets: list[int] = field([10, 50, 100, 0], "labelled training images per class (0: all)")
-    c_values: list[float] = field([0.01, 0.1, 1.0, 10.0], "C values of both probes, chosen on val accuracy")
+    logreg_c: list[float] = field([0.01, 0.1, 1.0], "C values of the logistic-regression probe, chosen on val accuracy")
+    svm_c: list[float] = field([1.0, 10.0, 100.0], "C values of the RBF-SVM probe (gamma 'scale'), chosen on val accuracy")
+    max_dims: int = field(784, "features wider than this are reduced by PCA (fitted on the training features, no "
+                               "labels) before probing: no extractor is probed in more dimensions than the pixels")
     ae_run: str = field("", "`notmnist ae` run giving the codes (default: the newest finished one on the same data)")
     dae_run: str = field("", "`notmnist denoise` run giving the encoder (default: the newest finished one)")
     ssl_run: str = field("", "`notmnist ssl` run giving the encoder (default: the newest finished one)")
@@ -440,6 +443,12 @@ class FeaturesConfig:
             raise ConfigError(f"extractors: unknown {unknown[0]!r} (known: {', '.join(FEATURE_KINDS)})")
         if not self.budgets or min(self.budgets) < 0:
             raise ConfigError(f"budgets: give labels per class of at least 1 (0: all), got {self.budgets}")
+        for name in ("logreg_c", "svm_c"):
+            grid = getattr(self, name)
+            if not grid or min(grid) <= 0:
+                raise ConfigError(f"{name}: give at least one C above 0, got {grid}")
+        if self.max_dims < 1:
+            raise ConfigError(f"max_dims: give at least 1, got {self.max_dims}")
 
 
 @dataclass

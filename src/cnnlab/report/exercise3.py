@@ -291,7 +291,10 @@ def feature_pivot(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     budgets = list(dict.fromkeys(str(r["budget"]) for r in rows))
     out = []
     for name in dict.fromkeys(r["features"] for r in rows):
-        row: dict[str, Any] = {"Features": name, "Dims": next(r["dims"] for r in rows if r["features"] == name)}
+        first = next(r for r in rows if r["features"] == name)
+        probed = first.get("dims_probed", first["dims"])
+        dims = first["dims"] if probed == first["dims"] else f"{first['dims']} (PCA to {probed})"
+        row: dict[str, Any] = {"Features": name, "Dims": dims}
         for b in budgets:
             r = best.get((name, b))
             row[f"{b} labels/class" if b != "all" else "all labels"] = (
@@ -320,7 +323,7 @@ def features_section(doc: Document, ssl_runs: list[Run], feature_runs: list[Run]
     s = run.summary
     facts["features"] = s
     doc.add(Table(feature_pivot(s["rows"]), caption=f"Run `{run.name}`: test accuracy % [95% interval] of the probe "
-                                                    f"(logistic regression or linear SVM, C and probe chosen on "
+                                                    f"(logistic regression or RBF SVM, C and probe chosen on "
                                                     f"{s['val_images']} val letters), {s['test_images']} test letters"))
     for name, caption in (("features.png", "Test accuracy against labelled images per class (log axis)"),
                           ("tsne.png", "t-SNE maps of each feature space on test letters, coloured by class")):

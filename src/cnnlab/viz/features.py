@@ -11,7 +11,7 @@ from cnnlab import files
 
 def plot_label_budgets(rows: list[dict], out: Path) -> Path:
     """Test accuracy (%) against labelled training images per class (log axis): one colour per extractor,
-    logistic regression solid and the linear SVM dashed, 95% intervals as error bars. ``rows``: the
+    logistic regression solid and the RBF SVM dashed, 95% intervals as error bars. ``rows``: the
     feature table's (``features``, ``probe``, ``labels_per_class``, ``test_acc``, ``test_low``, ``test_high``)."""
     import matplotlib
 
@@ -30,7 +30,7 @@ def plot_label_budgets(rows: list[dict], out: Path) -> Path:
             y = [100 * r["test_acc"] for r in line]
             err = [[100 * (r["test_acc"] - r["test_low"]) for r in line], [100 * (r["test_high"] - r["test_acc"]) for r in line]]
             ax.errorbar(x, y, yerr=err, fmt=style, marker="o", markersize=3, capsize=2, color=colours[i % len(colours)],
-                        label=f"{name} ({'logistic' if probe == 'logreg' else 'linear SVM'})")
+                        label=f"{name} ({'logistic' if probe == 'logreg' else 'RBF SVM'})")
     ax.set_xscale("log")
     ax.set_xlabel("labelled training images per class (log scale)")
     ax.set_ylabel("test accuracy % (95% interval)")
