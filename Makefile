@@ -6,12 +6,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PRESET ?= quick
 
-.PHONY: lab test install system-deps bench clean-runs help
+.PHONY: lab test install system-deps bench bench-keras clean-runs help
 
 help:
 	@echo "make lab     # create .venv, install, run the lab (preset $(PRESET)); data from \$$CNNLAB_DATA or downloaded"
 	@echo "make test    # create .venv if needed, install, run the whole test suite"
 	@echo "make bench   # the benchmarks in bench/ (needs ../shared/data)"
+	@echo "make bench-keras  # the Keras course CNN in Keras and in cnnlab, side by side (builds .venv-keras)"
 
 install: $(STAMP) system-deps
 
@@ -37,3 +38,14 @@ test: install
 
 bench: install
 	$(BIN)/python bench/cifar_speed.py
+
+# Keras lives in its own environment, so the project's install stays lean.
+KERAS_VENV := .venv-keras
+$(KERAS_VENV)/.installed:
+	test -x $(KERAS_VENV)/bin/python || $(PYTHON) -m venv $(KERAS_VENV)
+	$(KERAS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(KERAS_VENV)/bin/python -m pip install -q tensorflow-cpu keras numpy
+	touch $@
+
+bench-keras: install $(KERAS_VENV)/.installed
+	$(BIN)/python bench/keras_peer.py --keras-python $(KERAS_VENV)/bin/python

@@ -25,3 +25,14 @@ def header(title: str) -> None:
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu x{torch.get_num_threads()} threads"
     print(f"# {title}")
     print(f"# {platform.node()} | {device} | torch {torch.__version__} | python {platform.python_version()}")
+
+
+def cpu_model() -> str:
+    """The CPU's model name as /proc/cpuinfo gives it (the clock of every CPU bench depends on it)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

@@ -58,6 +58,7 @@ class SequentialConfig:
     kernel: int = field(3, "conv kernel size")
     dense: list[int] = field([256], "hidden dense layers of the head")
     dropout: float = field(0.3, "dropout before each dense layer")
+    block_dropout: float = field(0.0, "dropout after each max-pool (the Keras course CNN's 0.25)")
     batch_norm: bool = field(True, "BatchNorm after each conv")
     activation: str = field("relu", "relu, gelu or silu")
 
@@ -71,6 +72,8 @@ def sequential(cfg: SequentialConfig, num_classes: int) -> Classifier:
             layers.append(ConvBNAct(cin, width, cfg.kernel, act=cfg.activation, batch_norm=cfg.batch_norm))
             cin = width
         layers.append(nn.MaxPool2d(2))
+        if cfg.block_dropout > 0:
+            layers.append(nn.Dropout(cfg.block_dropout))
     side = 32 // 2 ** len(cfg.widths)
     features = nn.Sequential(*layers, nn.Flatten())  # (B, C*side*side)
     return Classifier(features, dense_head(cin * side * side, cfg.dense, cfg.dropout, num_classes), cfg)
