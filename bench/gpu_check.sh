@@ -31,8 +31,8 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to $OUT/NAM
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, lightning, timm; print('torch', torch.__version__, 'lightning', lightning.__version__, 'timm', timm.__version__)"
 # Decode the data once (cached), outside the timed steps.
-step decode 120 python3 -c "from cnnlab.data import cifar10; d = cifar10.load('$CNNLAB_DATA/cifar10-jpg.tar.gz'); print(len(d.train), len(d.test))"
-step time_to_94 ${T94_LIMIT:-240} python3 bench/cifar_time_to_acc.py --target 0.94 --seeds ${T94_SEEDS:-0,1,2,3,4}
-step speed ${SPEED_LIMIT:-100} python3 bench/cifar_speed.py --images 20000 --epochs 3 --batch-size 512 --repeats 2
-step quick_table ${TABLE_LIMIT:-150} python3 -m cnnlab cifar compare --preset quick --runs-dir /tmp/gpu-runs \
+step decode 60 python3 -c "from cnnlab.data import cifar10; d = cifar10.load('$CNNLAB_DATA/cifar10-jpg.tar.gz'); print(len(d.train), len(d.test))"
+step time_to_94 ${T94_LIMIT:-250} python3 bench/cifar_time_to_acc.py --target 0.94 --seeds ${T94_SEEDS:-0,1,2,3,4}
+step speed ${SPEED_LIMIT:-90} python3 bench/cifar_speed.py --images 20000 --epochs 3 --batch-size 512 --repeats 2
+step quick_table ${TABLE_LIMIT:-120} python3 -m cnnlab cifar compare --preset quick --runs-dir /tmp/gpu-runs \
   --data.data_dir "$CNNLAB_DATA/cifar10-jpg.tar.gz" --progress false

@@ -41,7 +41,7 @@ from cnnlab.runs import environment, is_finished, new_run_dir, read_summary, wri
 from cnnlab.stats import wilson_interval
 from cnnlab.train.autoencoder import encode_all
 from cnnlab.train.checkpoint import load_model_weights, read_rows
-from cnnlab.train.engine import Length, cpu_threads, fit
+from cnnlab.train.engine import Length, cpu_threads, fit, resolve_precision
 from cnnlab.train.ssl import SimCLRModule, ssl_features
 from cnnlab.viz.tables import write_table
 
@@ -107,7 +107,8 @@ def newest_run(cfg: FeaturesConfig, given: str, qualifies: Callable[[dict], bool
 def imagenet_features(x: torch.Tensor, batch_size: int = 200) -> torch.Tensor:
     """EfficientNet-Lite0's pooled ImageNet features (N, 1280) of letters (N, 1, 28, 28) in [0, 1]: grey
     replicated to RGB, resized to the backbone's input with its interpolation, normalised by its timm
-    data config."""
+    data config. Under bf16 autocast where this machine's default precision is bf16, as Food's
+    extraction (about twice as fast on CPUs with native bf16)."""
     import torch.nn.functional as F
 
     from cnnlab.data.preprocess import preprocess_for
@@ -124,7 +125,8 @@ def imagenet_features(x: torch.Tensor, batch_size: int = 200) -> torch.Tensor:
         big = F.interpolate(rgb, size=(pre.input_size, pre.input_size), mode=pre.interpolation, align_corners=False)
         return (big.clamp(0, 1) - mean) / std
 
-    return run_batches(model, model, in_batches(x, batch_size, prepare), bf16=False)
+    bf16 = resolve_precision("auto").startswith("bf16")
+    return run_batches(model, model, in_batches(x, batch_size, prepare), bf16=bf16)
 
 
 def extractor(kind: str, cfg: FeaturesConfig, images: Dataset) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
