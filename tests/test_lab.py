@@ -83,6 +83,10 @@ def test_lab_runs_everything_and_a_killed_lab_resumes_without_losing_runs(tiny_p
     assert after["cifar/sequential-s0/summary.json"] == before["cifar/sequential-s0/summary.json"]  # reused
     assert "cifar/residual-s0/summary.json" in after and not (runs / "cifar" / "residual-s0-2").exists()  # resumed
     assert "reusing finished run" in out and "report:" in out
+    steps = out.split("by step:")[1].split("report:")[0]  # each step's wall time, in the order run
+    assert [line.split()[0] for line in steps.strip().splitlines()][:2] == ["cifar", "food"]
+    for step in ("cifar compare", "food sweep", "notmnist features", "report", "submission (notebooks run)"):
+        assert step in steps, step
     for expected in ("food/frozen-c4-s0/summary.json", "food/scratch-c4-s0/summary.json", "notmnist/svm/summary.json"):
         assert expected in after
     assert any(k.startswith("notmnist/conv-dae") for k in after)

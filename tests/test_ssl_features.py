@@ -61,6 +61,9 @@ def test_wide_features_are_reduced_on_train_alone_and_narrow_ones_kept():
     assert narrowed(feats, 40, seed=0) is feats
     small = narrowed(feats, 5, seed=0)
     assert {s: x.shape for s, x in small.items()} == {"train": (60, 5), "val": (20, 5), "test": (20, 5)}
+    assert narrowed({k: v[:, :30] for k, v in feats.items()}, 25, 0)["val"].shape == (20, 25)
+    few = narrowed({"train": feats["train"][:8], "test": feats["test"]}, 20, seed=0)  # 8 rows: 8 components at most
+    assert few["train"].shape == (8, 8) and few["test"].shape == (20, 8)
     moved = dict(feats, test=feats["test"] + 100.0)  # the test split does not move the fitted components
     assert np.allclose(narrowed(moved, 5, seed=0)["train"], small["train"])
 

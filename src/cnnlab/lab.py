@@ -15,6 +15,7 @@ sheet asks for (see ``report.submission``).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -50,7 +51,28 @@ def read_preset(path: Path) -> dict[str, Any]:
     return preset
 
 
-def run_compare(exercise: str, section: dict[str, Any], runs_dir: str, common: dict[str, Any]) -> None:
+class StepClock:
+    """Wall time of each step of the lab, printed as each ends and as a table at the end."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, float]] = []
+
+    @contextlib.contextmanager
+    def step(self, name: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            seconds = time.perf_counter() - started
+            self.steps.append((name, seconds))
+            print(f"cnnlab lab: {name} took {seconds / 60:.1f} min", file=sys.stderr, flush=True)
+
+    def table(self) -> str:
+        return "\n".join(f"  {name:<22} {seconds / 60:6.1f} min" for name, seconds in self.steps)
+
+
+def run_compare(exercise: str, section: dict[str, Any], runs_dir: str, common: dict[str, Any],
+                clock: StepClock) -> None:
     from importlib import import_module
 
     module = import_module(f"cnnlab.experiments.{exercise}")
@@ -59,14 +81,16 @@ def run_compare(exercise: str, section: dict[str, Any], runs_dir: str, common: d
                else CompareOptions(preset, runs_dir))
     # The lab's own settings (data root, bars) win over a section's: --data-root decides where data comes from.
     overrides = {**(section.get("overrides") or {}), **common}
-    module.compare(options, overrides=overrides)
+    with clock.step(f"{exercise} compare"):
+        module.compare(options, overrides=overrides)
     if section.get("sweep"):  # Food's data-size sweep (its own preset)
         from cnnlab.experiments.configs import SweepOptions
 
-        module.sweep(SweepOptions(str(section["sweep"]), runs_dir), overrides=overrides)
+        with clock.step(f"{exercise} sweep"):
+            module.sweep(SweepOptions(str(section["sweep"]), runs_dir), overrides=overrides)
 
 
-def run_notmnist(section: dict[str, Any], runs_dir: str, common: dict[str, Any]) -> None:
+def run_notmnist(section: dict[str, Any], runs_dir: str, common: dict[str, Any], clock: StepClock) -> None:
     from cnnlab.experiments import configs
     from cnnlab.experiments import notmnist as nm
 
@@ -74,21 +98,20 @@ def run_notmnist(section: dict[str, Any], runs_dir: str, common: dict[str, Any])
         return cfgmod.build(cls, cfgmod.merge(cls, cfgmod.flatten(cls, section.get(key) or {}), cfgmod.flatten(cls, common),
                                               {"run.runs_dir": runs_dir}))
 
-    if "ae" in section:
-        nm.trained_ae(make(configs.AEConfig, "ae"))
-    if "sweep" in section:
-        nm.sweep(make(configs.SweepConfig, "sweep"))
-    if "svm" in section:
-        nm.svm_or_reuse(make(configs.SvmConfig, "svm"))
-    if "denoise" in section:
-        trained("notmnist", make(configs.DenoiseConfig, "denoise"), nm.denoise, nm.data_fingerprint)
-    if "ssl" in section or "features" in section:
-        from cnnlab.experiments import notmnist_features as nf
+    from cnnlab.experiments import notmnist_features as nf
 
-        if "ssl" in section:
-            nf.ssl_or_reuse(make(configs.SslConfig, "ssl"))
-        if "features" in section:  # after ae, denoise and ssl: it probes their encoders
-            nf.features_or_reuse(make(configs.FeaturesConfig, "features"))
+    steps = {"ae": lambda: nm.trained_ae(make(configs.AEConfig, "ae")),
+             "sweep": lambda: nm.sweep(make(configs.SweepConfig, "sweep")),
+             "svm": lambda: nm.svm_or_reuse(make(configs.SvmConfig, "svm")),
+             "denoise": lambda: trained("notmnist", make(configs.DenoiseConfig, "denoise"), nm.denoise,
+                                        nm.data_fingerprint),
+             "ssl": lambda: nf.ssl_or_reuse(make(configs.SslConfig, "ssl")),
+             # after ae, denoise and ssl: it probes their encoders
+             "features": lambda: nf.features_or_reuse(make(configs.FeaturesConfig, "features"))}
+    for name, step in steps.items():
+        if name in section:
+            with clock.step(f"notmnist {name}"):
+                step()
 
 
 def lab(cfg: LabConfig) -> Path:
@@ -105,9 +128,10 @@ def lab(cfg: LabConfig) -> Path:
     common = {"data.data_dir": "", "run.progress": cfg.progress}
     if cfg.data_root:
         common["data.data_root"] = str(Path(cfg.data_root).expanduser().resolve())
-    runners = {"cifar": lambda s: run_compare("cifar", s, runs_dir, common),
-               "food": lambda s: run_compare("food", s, runs_dir, common),
-               "notmnist": lambda s: run_notmnist(s, runs_dir, common)}
+    clock = StepClock()
+    runners = {"cifar": lambda s: run_compare("cifar", s, runs_dir, common, clock),
+               "food": lambda s: run_compare("food", s, runs_dir, common, clock),
+               "notmnist": lambda s: run_notmnist(s, runs_dir, common, clock)}
     started = time.perf_counter()
     diverged = []
     for name, runner in runners.items():
@@ -121,7 +145,8 @@ def lab(cfg: LabConfig) -> Path:
     from cnnlab.report.build import build
 
     out = (spec.get("report") or {}).get("out", "reports/lab")
-    page, md = build(runs_dir, out)
+    with clock.step("report"):
+        page, md = build(runs_dir, out)
     if cfg.submission:
         from cnnlab.report.submission import write_submission
 
@@ -130,8 +155,10 @@ def lab(cfg: LabConfig) -> Path:
         if cfg.data_root:
             settings["CNNLAB_DATA"] = str(Path(cfg.data_root).expanduser().resolve())
         execute = bool(section.get("execute", True)) and cfg.notebooks
-        zipped = write_submission(Path(out), settings=settings, execute=execute)
-    print(f"\nlab finished in {(time.perf_counter() - started) / 60:.1f} min\nreport: {page.resolve()}\n        {md.resolve()}")
+        with clock.step("submission" + (" (notebooks run)" if execute else "")):
+            zipped = write_submission(Path(out), settings=settings, execute=execute)
+    print(f"\nlab finished in {(time.perf_counter() - started) / 60:.1f} min, by step:\n{clock.table()}"
+          f"\nreport: {page.resolve()}\n        {md.resolve()}")
     if cfg.submission:
         print(f"submission: {zipped.resolve()}")
     if diverged:

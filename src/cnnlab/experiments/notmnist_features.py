@@ -104,7 +104,7 @@ def newest_run(cfg: FeaturesConfig, given: str, qualifies: Callable[[dict], bool
     return max(found, key=lambda p: (p / "summary.json").stat().st_mtime_ns)
 
 
-def imagenet_features(x: torch.Tensor, batch_size: int = 200) -> torch.Tensor:
+def imagenet_features(x: torch.Tensor, batch_size: int = 50) -> torch.Tensor:
     """EfficientNet-Lite0's pooled ImageNet features (N, 1280) of letters (N, 1, 28, 28) in [0, 1]: grey
     replicated to RGB, resized to the backbone's input with its interpolation, normalised by its timm
     data config. Under bf16 autocast where this machine's default precision is bf16, as Food's
@@ -185,12 +185,14 @@ def probe(kind: str, c: float):
 def narrowed(feats: dict[str, np.ndarray], max_dims: int, seed: int) -> dict[str, np.ndarray]:
     """``feats`` as they are when at most ``max_dims`` wide, else their first ``max_dims`` principal
     components, fitted on the training features (all of them, no labels: the probes' budgets only limit
-    labels), applied to every split. Features (N, D) -> (N, min(D, max_dims))."""
+    labels), applied to every split. Features (N, D) -> (N, min(D, max_dims)); fewer components when
+    there are fewer training rows than ``max_dims`` (PCA finds at most that many)."""
     if feats["train"].shape[1] <= max_dims:
         return feats
     from sklearn.decomposition import PCA
 
-    pca = PCA(n_components=max_dims, svd_solver="randomized", random_state=seed).fit(feats["train"])
+    components = min(max_dims, len(feats["train"]))
+    pca = PCA(n_components=components, svd_solver="randomized", random_state=seed).fit(feats["train"])
     return {split: pca.transform(x).astype(np.float32) for split, x in feats.items()}
 
 
