@@ -166,3 +166,10 @@ def test_the_self_supervised_answers_follow_the_feature_table():
     swapped = {"rows": feature_rows({"ssl": (0.70, 0.90), "imagenet": (0.80, 0.91)}), "test_images": 2000}
     assert "10 labels per class: ImageNet ahead" in answer_g({"features": swapped})
     assert "no measured ranking" in answer_g({})
+    assert "What the self-supervised training bought" not in f  # no untrained encoder in that table
+    trained = {"rows": feature_rows({"ssl": (0.80, 0.90), "random": (0.70, 0.895)}), "test_images": 2000}
+    bought = answer_f({"ssl": ssl, "features": trained}).split("What the self-supervised training bought")[1]
+    assert "with 10 labels per class: SimCLR ahead (ssl minus random: +10.0 points" in bought
+    assert "with all labels: within noise" in bought
+    behind = {"rows": feature_rows({"ssl": (0.70, 0.90), "random": (0.80, 0.90)}), "test_images": 2000}
+    assert "10 labels per class: the untrained encoder ahead" in answer_f({"ssl": ssl, "features": behind})

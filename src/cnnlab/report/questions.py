@@ -132,11 +132,30 @@ def answer_f(ex3: dict[str, Any]) -> str:
                  f"temperature {s['temperature']:g}, batch {s['batch_size']} (each image's other {2 * s['batch_size'] - 2} "
                  f"views are its negatives): the NT-Xent loss went from {s['loss_first']:.3f} to {s['loss_last']:.3f} in "
                  f"{s['epochs']} epochs.")
-        if ex3.get("features"):
-            text += " " + feature_ranking(ex3["features"], min_budget(ex3["features"]))
+        features = ex3.get("features")
+        if features:
+            text += " " + feature_ranking(features, min_budget(features))
+            bought = versus(features, "ssl", "random", "SimCLR ahead", "the untrained encoder ahead")
+            if bought:
+                text += (" What the self-supervised training bought over the same encoder untrained: "
+                         + "; ".join(bought) + ".")
     else:
         text += " (This lab has no self-supervised run, so no measured number is quoted.)"
     return text
+
+
+def versus(features: dict[str, Any], mine: str, theirs: str, ahead: str, behind: str) -> list[str]:
+    """``mine`` against ``theirs`` at the fewest labels and at all labels (each one's probe chosen on val):
+    the verdict and the difference with its interval, one phrase per budget both have."""
+    best = chosen_probes(features["rows"])
+    phrases = []
+    for b in dict.fromkeys([min_budget(features), "all"]):
+        if (mine, b) in best and (theirs, b) in best:
+            a, t = float(best[(mine, b)]["test_acc"]), float(best[(theirs, b)]["test_acc"])
+            d = difference([a], [t], features["test_images"], features["test_images"])
+            label = "all labels" if b == "all" else f"{b} labels per class"
+            phrases.append(f"with {label}: {d.verdict(ahead, behind)} ({mine} minus {theirs}: {d.text()})")
+    return phrases
 
 
 def min_budget(features: dict[str, Any]) -> str:
@@ -153,16 +172,8 @@ def answer_g(ex3: dict[str, Any]) -> str:
     if not features:
         return text + " (The feature comparison has not been run here, so no measured ranking is quoted.)"
     sentences = [feature_ranking(features, b) for b in dict.fromkeys([min_budget(features), "all"])]
-    best = chosen_probes(features["rows"])
-    pairs = []
-    for own in ("ssl", "ae"):
-        for b in dict.fromkeys([min_budget(features), "all"]):
-            if (own, b) in best and ("imagenet", b) in best:
-                mine, theirs = float(best[(own, b)]["test_acc"]), float(best[("imagenet", b)]["test_acc"])
-                d = difference([mine], [theirs], features["test_images"], features["test_images"])
-                label = "all labels" if b == "all" else f"{b} labels per class"
-                pairs.append(f"{own} against ImageNet features with {label}: "
-                             + d.verdict(f"{own} ahead", "ImageNet ahead") + f" ({own} minus ImageNet: {d.text()})")
+    pairs = [f"{own} against ImageNet features {phrase}" for own in ("ssl", "ae")
+             for phrase in versus(features, own, "imagenet", f"{own} ahead", "ImageNet ahead")]
     return text + " Measured here: " + " ".join(x for x in sentences if x) + (" " + "; ".join(pairs) + "." if pairs else "")
 
 
