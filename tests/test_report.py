@@ -1,3 +1,4 @@
+import json
 import os
 import re
 import shutil
@@ -173,3 +174,23 @@ def test_the_self_supervised_answers_follow_the_feature_table():
     assert "with all labels: within noise" in bought
     behind = {"rows": feature_rows({"ssl": (0.70, 0.90), "random": (0.80, 0.90)}), "test_images": 2000}
     assert "10 labels per class: the untrained encoder ahead" in answer_f({"ssl": ssl, "features": behind})
+
+
+def test_a_scratch_point_of_the_sweep_is_paired_with_the_sweeps_pretrained_runs_of_its_size(tmp_path):
+    from report_fixtures import _run, sweep_runs
+
+    runs = tmp_path / "runs"
+    _run(runs, "food", "lite0-frozen", {"backbone": "efficientnet_lite0", "head": "linear", "strategy": "frozen",
+                                        "trainable_params": 12810, "train_acc": 0.9, "test_acc": 0.8, "top5": 0.95,
+                                        "num_classes": 10, "train_images": 3375})
+    sweep_runs(runs)
+    _run(runs, "food", "sweep-scratch-10-s0", {"backbone": "efficientnet_lite0", "head": "linear", "strategy": "scratch",
+                                               "trainable_params": 3400000, "train_acc": 0.2, "test_acc": 0.2, "top5": 0.5,
+                                               "num_classes": 10, "train_images": 100, "test_images": 1250})
+    members = json.loads((runs / "food" / "sweep.json").read_text())
+    (runs / "food" / "sweep.json").write_text(json.dumps({**members, "runs": members["runs"] + ["sweep-scratch-10-s0"]}))
+    text = build(runs, tmp_path / "report")[1].read_text()
+    like = text.split("What the ImageNet weights bought, like for like: ")[1].split("\n")[0]
+    # the 10-per-class frozen (60%) and fine-tuned (55%) points against the scratch one (20%); not the 3,375-image run
+    assert "pretrained minus scratch: +40.0 points" in like and "pretrained minus scratch: +35.0 points" in like
+    assert like.count("from random weights") == 2

@@ -76,9 +76,10 @@ def test_features_config_refuses_empty_grids_and_widths(key, value):
 
 def test_features_command_probes_each_extractor_alike(tiny, tmp_path, capsys):
     assert main(["notmnist", "ae", "--data-dir", str(tiny), "--epochs", "2", "--code-dim", "8", *QUIET]) == 0
+    assert main(["notmnist", "ae", "--data-dir", str(tiny), "--epochs", "1", "--code-dim", "4", *QUIET]) == 0  # newer
     assert main(["notmnist", "ssl", "--data-dir", str(tiny), "--epochs", "2", "--batch-size", "30", *QUIET]) == 0
     assert main(["notmnist", "features", "--data-dir", str(tiny), "--extractors", "raw,pca,ae,ssl,random", "--budgets", "2,0",
-                 "--tsne-points", "30", "--logreg-c", "0.1,1", "--svm-c", "1", "--max-dims", "64",
+                 "--tsne-points", "30", "--logreg-c", "0.1,1", "--svm-c", "1", "--max-dims", "64", "--code-dim", "8",
                  "--no-progress"]) == 0
     run = tmp_path / "runs" / "notmnist" / "features"
     s = json.loads((run / "summary.json").read_text())
@@ -86,6 +87,7 @@ def test_features_command_probes_each_extractor_alike(tiny, tmp_path, capsys):
     assert {(r["budget"], r["labels_per_class"]) for r in s["rows"]} == {("2", 2), ("all", 9)}
     dims = {r["features"]: (r["dims"], r["dims_probed"]) for r in s["rows"]}
     assert dims["raw"] == (784, 64) and dims["ae"] == (8, 8)  # only features wider than --max-dims are reduced
+    assert dims["pca"] == (8, 8) and "dense AE's 8-value code" in s["origins"]["ae"]  # not the newer 4-value AE
     assert (s["train_images"], s["val_images"], s["test_images"]) == (90, 10, 40)
     for name in ("features.md", "features.csv", "features.png", "tsne.png"):
         assert (run / name).is_file(), name

@@ -429,7 +429,9 @@ class FeaturesConfig:
     svm_c: list[float] = field([1.0, 10.0, 100.0], "C values of the RBF-SVM probe (gamma 'scale'), chosen on val accuracy")
     max_dims: int = field(784, "features wider than this are reduced by PCA (fitted on the training features, no "
                                "labels) before probing: no extractor is probed in more dimensions than the pixels")
-    ae_run: str = field("", "`notmnist ae` run giving the codes (default: the newest finished one on the same data)")
+    ae_run: str = field("", "`notmnist ae` run giving the codes (default: the newest finished one of --code-dim on "
+                            "the same data)")
+    code_dim: int = field(32, "code size of the dense AE probed (and PCA's components, as many)")
     dae_run: str = field("", "`notmnist denoise` run giving the encoder (default: the newest finished one)")
     ssl_run: str = field("", "`notmnist ssl` run giving the encoder (default: the newest finished one)")
     tsne_points: int = field(1000, "test letters in each 2-D t-SNE map")
@@ -449,6 +451,8 @@ class FeaturesConfig:
                 raise ConfigError(f"{name}: give at least one C above 0, got {grid}")
         if self.max_dims < 1:
             raise ConfigError(f"max_dims: give at least 1, got {self.max_dims}")
+        if self.code_dim < 1:
+            raise ConfigError(f"code_dim: give at least 1, got {self.code_dim}")
 
 
 @dataclass

@@ -15,6 +15,7 @@ and ``tsne.png`` (a 2-D t-SNE map of each feature space on test letters, coloure
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -136,11 +137,13 @@ def extractor(kind: str, cfg: FeaturesConfig, images: Dataset) -> tuple[Callable
     if kind == "pca":
         from sklearn.decomposition import PCA
 
-        pca = PCA(n_components=32, random_state=cfg.run.seed).fit(images.train.x.flatten(1).numpy())
+        pca = PCA(n_components=cfg.code_dim, random_state=cfg.run.seed).fit(images.train.x.flatten(1).numpy())
         return (lambda x: torch.from_numpy(pca.transform(x.flatten(1).numpy())).float()), \
-            "32 principal components of the training pixels (as many as the AE code)"
+            f"{cfg.code_dim} principal components of the training pixels (as many as the AE code)"
     if kind == "ae":
-        run = newest_run(cfg, cfg.ae_run, lambda s: s.get("model") == "dense-ae" and "code_dim" in s, "ae")
+        # Of its code size: the lab's code-size sweep leaves newer dense AEs of other sizes beside it.
+        run = newest_run(cfg, cfg.ae_run, lambda s: s.get("model") == "dense-ae" and s.get("code_dim") == cfg.code_dim,
+                         f"ae --code-dim {cfg.code_dim}")
         ae_cfg = cfgmod.load(AEConfig, run / "config.yaml")
         model = load_model_weights(create_autoencoder("dense-ae", code_dim=ae_cfg.code_dim), run / "checkpoints" / "best.ckpt")
         return (lambda x: encode_all(model, x)), f"the dense AE's {ae_cfg.code_dim}-value code ({run.name})"
@@ -206,39 +209,52 @@ def labelled(y: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
     return class_balanced_indices(y, per_class * len(torch.unique(y)), seed=seed)
 
 
-def probe_rows(name: str, feats: dict[str, np.ndarray], y: dict[str, np.ndarray], budgets: list[int],
-               subsets_by_budget: dict[int, torch.Tensor], grids: dict[str, list[float]],
-               extracted_dims: int | None = None) -> list[dict[str, Any]]:
-    """One row per (budget, probe): C chosen on val from ``grids[probe]``, then test scored once.
-    ``extracted_dims``: the extractor's width before ``narrowed`` (default: the width probed)."""
+def fitted(kind: str, c: float, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
+           y_val: np.ndarray) -> tuple[float, Any]:
+    """(val accuracy, the fitted probe) of one C."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = probe(kind, c).fit(x_train, y_train)
+    return float((model.predict(x_val) == y_val).mean()), model
+
+
+def probe_rows(name: str, feats: dict[str, np.ndarray], y: dict[str, np.ndarray], budgets: list[int],
+               subsets_by_budget: dict[int, torch.Tensor], grids: dict[str, list[float]],
+               extracted_dims: int | None = None, n_jobs: int = 1) -> list[dict[str, Any]]:
+    """One row per (budget, probe): C chosen on val from ``grids[probe]`` (the first of equal ones), then
+    test scored once. ``extracted_dims``: the extractor's width before ``narrowed`` (default: the width
+    probed). ``n_jobs``: C values fitted in parallel processes (joblib; the same fits as one by one)."""
+    from joblib import Parallel, delayed
+
     rows = []
-    for budget in budgets:
-        idx = subsets_by_budget[budget].numpy()
-        x_train, y_train = feats["train"][idx], y["train"][idx]
-        for kind in PROBES:
-            best = None
-            started = time.perf_counter()
-            for c in grids[kind]:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ConvergenceWarning)
-                    model = probe(kind, c).fit(x_train, y_train)
-                val = float((model.predict(feats["val"]) == y["val"]).mean())
-                if best is None or val > best[0]:
-                    best = (val, c, model)
-            val, c, model = best
-            test = float((model.predict(feats["test"]) == y["test"]).mean())
-            low, high = wilson_interval(test, len(y["test"]))
-            rows.append({"features": name, "dims": extracted_dims or feats["train"].shape[1],
-                         "dims_probed": feats["train"].shape[1], "probe": kind,
-                         "labels_per_class": budget or round(len(y["train"]) / len(np.unique(y["train"]))),
-                         "budget": "all" if budget == 0 else str(budget), "C": c, "val_acc": round(val, 4),
-                         "test_acc": round(test, 4), "test_low": round(low, 4), "test_high": round(high, 4),
-                         "seconds": round(time.perf_counter() - started, 2)})
+    with Parallel(n_jobs=n_jobs) as parallel:
+        for budget in budgets:
+            idx = subsets_by_budget[budget].numpy()
+            x_train, y_train = feats["train"][idx], y["train"][idx]
+            for kind in PROBES:
+                started = time.perf_counter()
+                grid = grids[kind]
+                results = parallel(delayed(fitted)(kind, c, x_train, y_train, feats["val"], y["val"]) for c in grid)
+                best = max(range(len(grid)), key=lambda i: (results[i][0], -i))
+                (val, model), c = results[best], grid[best]
+                rows.append(scored(name, feats, y, kind, budget, c, val, model, extracted_dims, started))
     return rows
+
+
+def scored(name: str, feats: dict[str, np.ndarray], y: dict[str, np.ndarray], kind: str, budget: int, c: float,
+           val: float, model: Any, extracted_dims: int | None, started: float) -> dict[str, Any]:
+    """The row of the probe chosen on val: its test accuracy (scored once) with its Wilson interval."""
+    test = float((model.predict(feats["test"]) == y["test"]).mean())
+    low, high = wilson_interval(test, len(y["test"]))
+    return {"features": name, "dims": extracted_dims or feats["train"].shape[1], "dims_probed": feats["train"].shape[1],
+            "probe": kind, "labels_per_class": budget or round(len(y["train"]) / len(np.unique(y["train"]))),
+            "budget": "all" if budget == 0 else str(budget), "C": c, "val_acc": round(val, 4),
+            "test_acc": round(test, 4), "test_low": round(low, 4), "test_high": round(high, 4),
+            "seconds": round(time.perf_counter() - started, 2)}
 
 
 # ---- the protocol -----------------------------------------------------------------------------------
@@ -268,7 +284,8 @@ def features(cfg: FeaturesConfig) -> Path:
             print(f"cnnlab: {kind}: {dims} features, extracted in {time.perf_counter() - t0:.0f} s; "
                   f"probing", file=sys.stderr, flush=True)
             feats = narrowed(feats, cfg.max_dims, cfg.run.seed)
-            rows += probe_rows(kind, feats, y, cfg.budgets, budgets, {"logreg": cfg.logreg_c, "svm": cfg.svm_c}, dims)
+            rows += probe_rows(kind, feats, y, cfg.budgets, budgets, {"logreg": cfg.logreg_c, "svm": cfg.svm_c}, dims,
+                               n_jobs=cfg.threads or os.cpu_count() or 1)
             maps[kind] = tsne_map(feats["test"][:cfg.tsne_points], cfg.run.seed)
         caption = (f"Features for few labels on notMNIST: {len(images.train)} training letters (labels drawn per "
                    f"class), {len(images.val)} val (choosing C), {len(images.test)} test (scored once); 95% Wilson "

@@ -134,6 +134,7 @@ def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:
         doc.add(Missing("no finished Food-101 runs in " + str(runs_dir / "food"), HOW))
         return {}
     facts = facts_of(runs)
+    facts["pairs"] = transfer_pairs(runs + swept)  # the sweep's scratch point pairs with its fine-tuned one
     n = facts["num_classes"]
     doc.add(Paragraph(f"ImageNet-pretrained backbones with each backbone's own preprocessing (timm data config), "
                       f"on the first {n} Food-101 classes. `frozen` trains only the head on cached features; "
