@@ -108,3 +108,15 @@ def test_decoded_images_are_cached(tree, monkeypatch):
     food101.load(tree.parent, num_classes=2, image_size=16)  # same source, classes, size: from the cache
     with pytest.raises(BaseException, match="decoded twice"):
         food101.load(tree.parent, num_classes=2, image_size=20)  # a new size is a new cache entry
+
+
+def test_a_limit_above_every_class_count_shares_the_cache_of_no_limit(tree, monkeypatch):
+    food101.load(tree.parent, num_classes=2, image_size=16)
+    assert food101.effective_limit(tree, ["ramen", "apple_pie"], 99) == 0  # 4 train, 2 test each
+    assert food101.effective_limit(tree, ["ramen", "apple_pie"], 3) == 3   # cuts train
+    assert food101.effective_limit(tree, ["ramen", "apple_pie"], 0) == 0
+    monkeypatch.setattr(food101, "decode_images", lambda *a, **k: pytest.fail("decoded twice"))
+    same = food101.load(tree.parent, num_classes=2, image_size=16, per_class_limit=99)  # the same images
+    assert len(same.train) == 2 * 4
+    with pytest.raises(BaseException, match="decoded twice"):
+        food101.load(tree.parent, num_classes=2, image_size=16, per_class_limit=3)  # other images: decoded

@@ -149,6 +149,21 @@ def split_files(root: Path, split: str, classes: list[str], per_class_limit: int
     return paths, labels
 
 
+def effective_limit(root: Path, classes: list[str], per_class_limit: int, splits: tuple[str, ...] = ("train", "test")) -> int:
+    """``per_class_limit`` if it leaves out an image of some class in ``splits``, else 0: a limit above
+    every class's count draws the very images of no limit, so caches are keyed by this value and such
+    runs share their decoded images and features."""
+    if per_class_limit <= 0:
+        return 0
+    for split in splits:
+        counts: dict[str, int] = {}
+        for entry in _read_lines(root / "meta" / f"{split}.txt"):
+            counts[entry.split("/", 1)[0]] = counts.get(entry.split("/", 1)[0], 0) + 1
+        if any(counts.get(name, 0) > per_class_limit for name in classes):
+            return per_class_limit
+    return 0
+
+
 # ---- decoding ------------------------------------------------------------------------------------
 
 
@@ -186,7 +201,8 @@ def _decoded_split(root: Path, split: str, classes: list[str], per_class_limit: 
         print(f"cnnlab: decoding {len(paths)} Food-101 {split} images at {size} px (once; cached)", file=sys.stderr)
         return {"x": decode_images(paths, size, interpolation), "y": torch.tensor(labels, dtype=torch.int64)}
 
-    data = cached_tensors("food101", root, build, split, tuple(classes), per_class_limit, size, interpolation)
+    limit = effective_limit(root, classes, per_class_limit, (split,))
+    data = cached_tensors("food101", root, build, split, tuple(classes), limit, size, interpolation)
     return Split(data["x"], data["y"])
 
 

@@ -134,8 +134,9 @@ def features_of(net: TransferNet, data: Dataset, pre: Preprocess, cfg: FoodConfi
     # With a val split, train and val are parts of the official train split (drawn by eval_seed).
     drawn_by = (cfg.data.val_fraction, cfg.data.eval_seed) if data.val is not None else None
     train_draw = (cfg.data.train_per_class, cfg.run.seed) if cfg.data.train_per_class else ()
+    limit = food101.effective_limit(data.source, list(data.classes), cfg.data.per_class_limit)
     return feature_inputs(net, data, pre, cfg.hardware, batch_size=cfg.data.eval_batch_size,
-                          selection=(cfg.data.per_class_limit, drawn_by), train_selection=train_draw)
+                          selection=(limit, drawn_by), train_selection=train_draw)
 
 
 @STRATEGIES.register("frozen")
