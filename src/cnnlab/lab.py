@@ -68,7 +68,8 @@ class StepClock:
             print(f"cnnlab lab: {name} took {seconds / 60:.1f} min", file=sys.stderr, flush=True)
 
     def table(self) -> str:
-        return "\n".join(f"  {name:<22} {seconds / 60:6.1f} min" for name, seconds in self.steps)
+        width = max((len(name) for name, _ in self.steps), default=0)
+        return "\n".join(f"  {name:<{width}}  {seconds / 60:6.1f} min" for name, seconds in self.steps)
 
 
 def run_compare(exercise: str, section: dict[str, Any], runs_dir: str, common: dict[str, Any],
