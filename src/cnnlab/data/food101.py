@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -156,10 +157,7 @@ def effective_limit(root: Path, classes: list[str], per_class_limit: int, splits
     if per_class_limit <= 0:
         return 0
     for split in splits:
-        counts: dict[str, int] = {}
-        for entry in _read_lines(root / "meta" / f"{split}.txt"):
-            counts[entry.split("/", 1)[0]] = counts.get(entry.split("/", 1)[0], 0) + 1
-        if any(counts.get(name, 0) > per_class_limit for name in classes):
+        if max(Counter(split_files(root, split, classes)[1]).values()) > per_class_limit:
             return per_class_limit
     return 0
 

@@ -109,7 +109,7 @@ def imagenet_features(x: torch.Tensor, batch_size: int = 50) -> torch.Tensor:
     """EfficientNet-Lite0's pooled ImageNet features (N, 1280) of letters (N, 1, 28, 28) in [0, 1]: grey
     replicated to RGB, resized to the backbone's input with its interpolation, normalised by its timm
     data config. Under bf16 autocast where this machine's default precision is bf16, as Food's
-    extraction (about twice as fast on CPUs with native bf16)."""
+    extraction."""
     import torch.nn.functional as F
 
     from cnnlab.data.preprocess import preprocess_for
@@ -174,8 +174,9 @@ PROBES = ("logreg", "svm")
 
 def probe(kind: str, c: float):
     """A standardising pipeline ending in logistic regression (``logreg``) or an RBF SVM (``svm``, gamma
-    'scale', as Exercise 3's SVM): the SVM probe is a kernel one because a LinearSVC on 7,200 x 784 took
-    10-41 s a fit here against 5 s for the RBF SVC, which also scored higher on val."""
+    'scale', as Exercise 3's SVM). A kernel SVM rather than LinearSVC: on all the training letters'
+    pixels LinearSVC fitted several times slower and scored lower on val (measured once, see the
+    issue's closing note)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler

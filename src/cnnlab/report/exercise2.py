@@ -44,12 +44,15 @@ def pair_sentence(pretrained: dict[str, Any], scratch: dict[str, Any]) -> str:
             f"(pretrained minus scratch: {d.text()}).")
 
 
-def facts_of(runs: list[Run]) -> dict[str, Any]:
+def facts_of(runs: list[Run], swept: list[Run] = ()) -> dict[str, Any]:
+    """What the report says of the comparison ``runs``: the best configuration (chosen on val), the
+    transfer pairs (also among the data-size sweep's ``swept`` runs, whose scratch point pairs with its
+    pretrained ones), and frozen against fine-tuned."""
     best, sentence = food_choice([r.summary for r in runs])
     facts: dict[str, Any] = {"best_sentence": sentence, "num_classes": runs[0].summary.get("num_classes")}
     if best is not None:
         facts.update(best=label(best), best_test=best["test_acc"], best_top5=best["top5"], best_summary=best)
-    facts["pairs"] = transfer_pairs(runs)
+    facts["pairs"] = transfer_pairs([*runs, *swept])
     # Frozen against fine-tuned on the same backbone, head and data (question e).
     by_what: dict[tuple, dict[str, dict[str, Any]]] = {}
     for r in runs:
@@ -133,8 +136,7 @@ def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:
     if not runs:
         doc.add(Missing("no finished Food-101 runs in " + str(runs_dir / "food"), HOW))
         return {}
-    facts = facts_of(runs)
-    facts["pairs"] = transfer_pairs(runs + swept)  # the sweep's scratch point pairs with its fine-tuned one
+    facts = facts_of(runs, swept)
     n = facts["num_classes"]
     doc.add(Paragraph(f"ImageNet-pretrained backbones with each backbone's own preprocessing (timm data config), "
                       f"on the first {n} Food-101 classes. `frozen` trains only the head on cached features; "
