@@ -28,12 +28,13 @@ def tiny(tmp_path) -> Path:
 
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
 def test_the_contrastive_loss_falls(tiny, precision):
-    run = train_ssl(build(SslConfig, data_dir=str(tiny), epochs=12, batch_size=30, precision=precision,
+    run = train_ssl(build(SslConfig, data_dir=str(tiny), epochs=30, batch_size=15, precision=precision,
                           progress=False, logger="none"))
     s = json.loads((run / "summary.json").read_text())
-    assert s["kind"] == "ssl" and s["epochs"] == 12 and "no flips" in s["augmentations"]
-    # Ten classes of near-identical bars leave many look-alike negatives: the loss settles near 3.3 from 3.8
-    # (both precisions); 0.9x leaves a clear margin.
+    assert s["kind"] == "ssl" and s["epochs"] == 30 and "no flips" in s["augmentations"]
+    # Ten classes of near-identical bars leave many look-alike negatives, so the loss has a high floor: with
+    # 12 epochs of batch 30 it ended at 0.85x its first epoch, too near 0.9x; 30 epochs of batch 15 (six
+    # steps an epoch) end near 0.81x in both precisions, a clear margin under 0.9x.
     assert s["loss_last"] < 0.9 * s["loss_first"], (s["loss_first"], s["loss_last"])
     assert s["train_images"] == 90  # val (10%) held out: the probes choose their settings on letters it never saw
 
