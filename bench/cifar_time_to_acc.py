@@ -1,20 +1,22 @@
 """Time to accuracy of the fast residual network (airbench94 layout with skip connections) on real CIFAR-10.
 
-    python bench/cifar_time_to_acc.py [--epochs 18] [--target 0.90] [--seeds 0,1,2] [--set YAML]
+    python bench/cifar_time_to_acc.py [--epochs 8] [--target 0.90] [--seeds 0,1,2] [--set YAML]
     python bench/cifar_time_to_acc.py --target 0.94 --seeds 0,1,2,3,4   # on a GPU: time to 94%
 
 The recipe is the ``residual_fast`` entry of the ``full`` CIFAR preset (one place for it), run
-with cnnlab's own ``train()`` on all 50,000 training images, evaluating the 10,000 test images (with
-flip test-time augmentation) after every epoch. It prints test accuracy against two clocks: ``wall s``
-counts everything since training started, those evaluations included; ``train s`` leaves them out.
-The target counts as met on the wall clock. With several seeds it ends with the median epochs and
-minutes to the target, the mean final accuracy, and the share of wall time spent evaluating.
+with cnnlab's own ``train()`` on the 50,000 training images less a 1,000-image val split, which is
+scored after every epoch (it picks the checkpoint); the 10,000 test images (with flip test-time
+augmentation) are scored once, at the end. It prints accuracy against two clocks: ``wall s`` counts
+everything since training started, the evaluations included; ``train s`` leaves them out. The target
+counts as met on the wall clock, by the final test accuracy. With several seeds it ends with the median
+epochs and minutes to the target, the mean final accuracy, and the share of wall time spent evaluating.
 
 That entry is airbench94's recipe (Keller Jordan, 2024) in cnnlab's terms: its learning rate 11.5 and
 weight decay 0.0153 per 1024 examples on a summed loss become lr 1.5 and weight decay 1.33e-3 on
 the mean loss at batch 1024 with momentum 0.85; biases and BatchNorm shifts take 64x the learning rate;
 BatchNorm scales stay at 1; a frozen patch-whitening stem; lookahead averaging; label smoothing 0.2;
-2-pixel random crops and flips.
+2-pixel random crops of reflect-padded images; alternating flips; the whitening bias frozen after 3
+epochs.
 """
 
 from __future__ import annotations
@@ -44,40 +46,55 @@ def recipe(args: argparse.Namespace, seed: int, runs_dir: str) -> CifarConfig:
 
 
 def one_run(args: argparse.Namespace, seed: int) -> dict:
-    """Train the recipe once; print its curve; return what the median needs."""
+    """Train the recipe once; print its curve; return what the median needs.
+
+    The recipe scores a small val split each epoch and the test split once, at the end: the time to the
+    target is then the training's wall time plus that final test pass. (With ``--set '{monitor: test}'``
+    test is scored every epoch instead, and the first epoch at the target counts.)"""
     with tempfile.TemporaryDirectory() as runs:
         cfg = recipe(args, seed, runs)
         run_dir = cifar.train(cfg)
         with (run_dir / "metrics.csv").open() as f:
-            rows = [r for r in csv.DictReader(f) if r.get("test_acc")]
+            rows = [r for r in csv.DictReader(f) if r.get("eval_s")]
         summary = json.loads((run_dir / "summary.json").read_text())
+    o = cfg.optim
     print(f"## seed {seed} | device: {summary['device']} | precision: {summary['hyperparameters']['precision']} | "
-          f"params: {summary['params']:,} | batch {cfg.optim.batch_size}, lr {cfg.optim.lr}, wd {cfg.optim.weight_decay}, "
-          f"SGD momentum {cfg.optim.momentum}, {cfg.optim.schedule}, lookahead {cfg.optim.lookahead}, "
-          f"label smoothing {cfg.optim.label_smoothing}, flip TTA {cfg.flip_tta}")
-    print(f"{'epoch':>5} {'wall s':>8} {'train s':>8} {'test acc %':>10}")
+          f"params: {summary['params']:,} | {summary['train_images']:,} training images, {summary['val_images']:,} val "
+          f"scored each epoch, {summary['test_images']:,} test | batch {o.batch_size}, lr {o.lr}, wd {o.weight_decay}, "
+          f"SGD momentum {o.momentum}, {o.schedule} (warm-up {o.warmup}), norm lr x{o.norm_lr_scale}, lookahead {o.lookahead}, "
+          f"label smoothing {o.label_smoothing}, crops {cfg.data.crop_padding} px ({cfg.data.crop_fill}), flips "
+          f"{'alternating' if cfg.data.alternating_flips else 'random'}, flip TTA {cfg.flip_tta}")
+    print(f"{'epoch':>5} {'wall s':>8} {'train s':>8} {'val acc %':>9} {'test acc %':>10}")
+    final_test_s = summary["score_s"].get("test", 0.0)  # 0 when test was scored every epoch
     reached = None
     for r in rows:
-        acc, wall = float(r["test_acc"]), float(r["elapsed_s"])
-        train_s = wall - float(r["eval_s"])
-        print(f"{r['epoch']:>5} {wall:>8.1f} {train_s:>8.1f} {100 * acc:>10.2f}")
-        if reached is None and acc >= args.target:
-            reached = (int(r["epoch"]), wall, train_s)
+        wall, eval_s = float(r["elapsed_s"]), float(r["eval_s"])
+        val = f"{100 * float(r['val_acc']):.2f}" if r.get("val_acc") else "-"
+        test = f"{100 * float(r['test_acc']):.2f}" if r.get("test_acc") else "-"
+        print(f"{r['epoch']:>5} {wall:>8.1f} {wall - eval_s:>8.1f} {val:>9} {test:>10}")
+        if reached is None and r.get("test_acc") and float(r["test_acc"]) >= args.target:
+            reached = (int(r["epoch"]), wall, wall - eval_s)
     last = rows[-1]
-    eval_share = float(last["eval_s"]) / float(last["elapsed_s"])
-    final = (f"best checkpoint: test {100 * summary['test_acc']:.2f}%, train {100 * summary['train_acc']:.2f}%; "
+    wall = float(last["elapsed_s"]) + final_test_s
+    eval_share = (float(last["eval_s"]) + final_test_s) / wall
+    if final_test_s:
+        print(f"{'test':>5} {wall:>8.1f} {wall - float(last['eval_s']) - final_test_s:>8.1f} {'':>9} "
+              f"{100 * summary['test_acc']:>10.2f}   (best checkpoint, epoch {summary['best_epoch']}, chosen on val)")
+        if summary["test_acc"] >= args.target:
+            reached = (len(rows), wall, wall - float(last["eval_s"]) - final_test_s)
+    final = (f"test {100 * summary['test_acc']:.2f}%, train {100 * summary['train_acc']:.2f}% (clean pass); "
              f"evaluation {100 * eval_share:.1f}% of the wall time")
     if reached:
-        print(f"reached {args.target:.0%} test accuracy at epoch {reached[0]} after {reached[1]:.1f} s wall "
+        print(f"reached {args.target:.0%} test accuracy in {reached[0]} epochs, {reached[1]:.1f} s wall "
               f"({reached[1] / 60:.2f} min; {reached[2]:.1f} s without the evaluations); {final}", flush=True)
     else:
-        print(f"did not reach {args.target:.0%} in {cfg.optim.epochs} epochs; {final}", flush=True)
-    return {"reached": reached, "final": float(rows[-1]["test_acc"]), "eval_share": eval_share}
+        print(f"did not reach {args.target:.0%} in {o.epochs} epochs; {final}", flush=True)
+    return {"reached": reached, "final": summary["test_acc"], "eval_share": eval_share}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, default=0, help="default: the entry's (18)")
+    p.add_argument("--epochs", type=int, default=0, help="default: the entry's")
     p.add_argument("--target", type=float, default=0.90)
     p.add_argument("--seeds", default="0", help="comma-separated seeds, one run each (the median needs 3)")
     p.add_argument("--set", metavar="YAML", help="keys of the recipe to change, as YAML, e.g. "

@@ -81,18 +81,66 @@ def test_lookahead_pulls_every_k_steps_and_hands_over_the_slow_weights_at_the_en
 def test_norm_parameters_get_their_own_learning_rate_and_no_decay():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
     optimizer = make_optimizer(model, ClassifierOptim(lr=0.5, weight_decay=1e-3, norm_lr_scale=64))
-    kernels, norms = optimizer.param_groups
-    assert kernels["lr"] == 0.5 and kernels["weight_decay"] == 1e-3 and len(kernels["params"]) == 1
-    assert norms["lr"] == 32.0 and norms["weight_decay"] == 0.0 and len(norms["params"]) == 3
+    kernels, norms, biases = optimizer.param_groups
+    assert kernels["lr"] == 0.5 and kernels["weight_decay"] == 1e-3 and kernels["params"] == [model[0].weight]
+    assert norms["lr"] == 32.0 and norms["weight_decay"] == 0.0 and norms["params"] == [model[1].weight, model[1].bias]
+    # a conv's bias (a whitening stem's) is no norm parameter: plain lr, no decay
+    assert biases["lr"] == 0.5 and biases["weight_decay"] == 0.0 and biases["params"] == [model[0].bias]
+    assert len(make_optimizer(nn.Linear(2, 2, bias=False), ClassifierOptim()).param_groups) == 1  # no empty groups
+
+
+def test_whitening_bias_trains_for_its_epochs_then_freezes():
+    stem = PatchWhitening(3, bias_epochs=3)
+    stem.fit(correlated_images(20))
+    for epoch, trains in [(0, True), (2, True), (3, False), (7, False)]:
+        stem.start_epoch(epoch)
+        assert stem.bias.requires_grad is trains and not stem.weight.requires_grad
+    always = PatchWhitening(3, bias_epochs=0)
+    always.start_epoch(50)
+    assert always.bias.requires_grad
+
+
+def test_reflect_padded_crops_show_only_the_images_own_pixels():
+    from cnnlab.data.augment import random_crop
+    x = torch.arange(1, 17, dtype=torch.uint8).view(1, 1, 4, 4).repeat(64, 3, 1, 1)
+    g = torch.Generator().manual_seed(0)
+    zeros, reflect = random_crop(x, 2, g), random_crop(x, 2, torch.Generator().manual_seed(0), "reflect")
+    assert (zeros == 0).any() and not (reflect == 0).any()  # same windows, borders filled differently
+    assert set(reflect.unique().tolist()) <= set(range(1, 17)) and reflect.shape == x.shape
+    with pytest.raises(ValueError, match="reflect"):
+        random_crop(x, 2, g, "mirror")
+
+
+def test_alternating_flips_mirror_each_image_on_every_other_epoch():
+    from cnnlab.data.loader import TensorLoader
+    n = 200
+    x = torch.zeros(n, 1, 1, 2, dtype=torch.uint8)
+    x[:, 0, 0, 0] = 1  # unmirrored: [1, 0]; mirrored: [0, 1]
+    y = torch.arange(n)
+    loader = TensorLoader(x, y, 50, shuffle=True, seed=3, alternating_flips=True)
+
+    def mirrored():  # (n,) bool, by image index, for one epoch
+        out = torch.zeros(n, dtype=torch.bool)
+        for xb, yb in loader:
+            out[yb] = xb[:, 0, 0, 1] == 1
+        return out
+
+    epochs = [mirrored() for _ in range(4)]
+    assert 0.3 < epochs[0].float().mean() < 0.7  # a random half first
+    assert torch.equal(epochs[1], ~epochs[0]) and torch.equal(epochs[2], epochs[0]) and torch.equal(epochs[3], ~epochs[0])
+    plain = TensorLoader(x, y, 50, shuffle=True, seed=3)
+    assert not any((xb[:, 0, 0, 1] == 1).any() for xb, _ in plain)  # off by default: the loader flips nothing
 
 
 def test_fast_recipe_trains_end_to_end_and_its_checkpoint_keeps_the_fitted_stem(cifar_tree):
     cfg = build(CifarConfig, arch="residual_fast", model={"widths": [8, 16, 16]}, data_dir=str(cifar_tree), epochs=2,
                       batch_size=16, lr=0.5, momentum=0.85, norm_lr_scale=16, lookahead=True, crop_padding=2,
-                      label_smoothing=0.2, flip_tta=True, progress=False, logger="none")
+                      label_smoothing=0.2, flip_tta=True, crop_fill="reflect", alternating_flips=True,
+                      progress=False, logger="none")
     run_dir = cifar.train(cfg)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert 0 <= summary["test_acc"] <= 1 and summary["epochs"] == 2
+    assert set(summary["score_s"]) >= {"train"} and all(t > 0 for t in summary["score_s"].values())
     model = load_model_weights(cifar.build_model(cfg.arch, cfg.model), run_dir / "checkpoints" / "last.ckpt")
     fitted = cifar.build_model(cfg.arch, cfg.model)
     cifar.fit_to_data(fitted, cfg, cifar.make_splits(cfg.data, cfg.run.seed)[0].train)

@@ -17,11 +17,16 @@ def random_window(x: torch.Tensor, size: int, g: torch.Generator | None = None) 
     return x[batch, chan, rows, cols]  # (B, C, size, size)
 
 
-def random_crop(x: torch.Tensor, padding: int, g: torch.Generator | None = None) -> torch.Tensor:
-    """Zero-pad square (B, C, S, S) images by ``padding`` and cut a random SxS window per image."""
+def random_crop(x: torch.Tensor, padding: int, g: torch.Generator | None = None, fill: str = "zeros") -> torch.Tensor:
+    """Pad square (B, C, S, S) images by ``padding`` and cut a random SxS window per image. ``fill``:
+    "zeros" (black borders) or "reflect" (mirrored edge pixels, as airbench translates: no border is
+    ever seen that no test image has)."""
     if padding <= 0:
         return x
-    return random_window(torch.nn.functional.pad(x, (padding,) * 4), x.shape[-1], g)
+    if fill not in ("zeros", "reflect"):
+        raise ValueError(f"fill must be 'zeros' or 'reflect', not {fill!r}")
+    mode = "constant" if fill == "zeros" else "reflect"
+    return random_window(torch.nn.functional.pad(x, (padding,) * 4, mode=mode), x.shape[-1], g)
 
 
 def random_flip(x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
@@ -33,14 +38,15 @@ def random_flip(x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tens
 class Normalize:
     """uint8 (B, C, H, W) -> float32 normalised, optionally augmented and channels_last."""
 
-    def __init__(self, mean, std, *, crop_padding: int = 0, flip: bool = False, channels_last: bool = True):
+    def __init__(self, mean, std, *, crop_padding: int = 0, crop_fill: str = "zeros", flip: bool = False,
+                 channels_last: bool = True):
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) * 255
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1) * 255
-        self.crop_padding, self.flip, self.channels_last = crop_padding, flip, channels_last
+        self.crop_padding, self.crop_fill, self.flip, self.channels_last = crop_padding, crop_fill, flip, channels_last
 
     def __call__(self, x: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
         if self.crop_padding:
-            x = random_crop(x, self.crop_padding, g)
+            x = random_crop(x, self.crop_padding, g, self.crop_fill)
         if self.flip:
             x = random_flip(x, g)
         x = (x.float() - self.mean) / self.std

@@ -5,7 +5,10 @@ sharded by rank for DDP. Lightning calls ``sampler.set_epoch`` at the start of e
 for a ``DistributedSampler``), so each epoch gets a new order and new augmentation, and a resumed run
 sees the same ones as an uninterrupted run. Without Lightning, each pass moves on to the next epoch by
 itself. Each batch goes through an optional whole-batch transform (augmentation, normalisation,
-layout) before ``(x, y)`` is yielded.
+layout) before ``(x, y)`` is yielded. With ``alternating_flips`` the loader mirrors images itself
+(it alone knows each image's index and the epoch): a seeded random half in even epochs, the other half
+in odd ones, so every image is seen both ways every two epochs (airbench's alternating flip), where
+independent coin flips leave a quarter of the images unmirrored, or mirrored, two epochs running.
 """
 
 from __future__ import annotations
@@ -48,13 +51,16 @@ class EpochShuffle:
 class TensorLoader:
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = False,
                  drop_last: bool = False, transform: BatchTransform | None = None, seed: int = 0,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, alternating_flips: bool = False):
         if len(x) != len(y):
             raise ValueError(f"x has {len(x)} rows but y has {len(y)}")
         self.x, self.y = x, y
         self.batch_size, self.drop_last, self.transform = batch_size, drop_last, transform
         self.sampler = EpochShuffle(len(x), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
         self.batch_sampler = None  # Lightning inspects both, as on a torch DataLoader
+        # The same draw on every rank: an image's side depends on its index, not on the shard.
+        self.flipped_first = (torch.rand(len(x), generator=torch.Generator().manual_seed(seed * 7_919 + 1))
+                              < 0.5) if alternating_flips else None
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
@@ -76,6 +82,9 @@ class TensorLoader:
             if self.drop_last and len(idx) < self.batch_size:
                 break
             x = self.x[idx]
+            if self.flipped_first is not None:
+                flip = self.flipped_first[idx] ^ bool(epoch % 2)
+                x = torch.where(flip[:, None, None, None], x.flip(3), x)
             if self.transform is not None:
                 x = self.transform(x, g)
             yield x, self.y[idx]

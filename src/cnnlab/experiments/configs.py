@@ -64,7 +64,10 @@ class CifarData:
     # Off by default: on runs of a few epochs, crops cost more than they regularise; recipes for longer
     # runs set it (Table 1 and the fast recipe do).
     crop_padding: int = field(0, "random-crop augmentation padding in pixels (0: off; 2-4 pays on long runs)")
+    crop_fill: Literal["zeros", "reflect"] = field("zeros", "what the crops' padding shows: zeros, or the edge pixels mirrored")
     flip: bool = field(True, "random horizontal flips")
+    alternating_flips: bool = field(False, "with flip: mirror a seeded half of the images in even epochs and the "
+                                           "other half in odd ones (airbench), instead of a coin flip per epoch")
     eval_batch_size: int = field(1000, "images per batch when evaluating")
     eval_seed: int = field(0, "seed of the test subset and the val split: the same images for every run's seed")
 

@@ -182,6 +182,7 @@ class FastResidualConfig:
     widths: list[int] = field([64, 256, 256], "filters of the three pooled stages (airbench94 width)")
     depth: int = field(1, "conv -> BN -> act layers in each stage's residual branch")
     whiten: bool = field(True, "2x2 stem with frozen patch-whitening filters fitted to the training images (else a trained 2x2 conv)")
+    whiten_bias_epochs: int = field(3, "epochs during which the whitening stem's bias trains before it is frozen (0: always)")
     bn_momentum: float = field(0.4, "BatchNorm running-statistics momentum (PyTorch convention: weight of the new batch)")
     bn_scale: bool = field(False, "train BatchNorm scales too (airbench keeps them at 1 and trains only the shifts)")
     logit_scale: float = field(1 / 9, "multiplier on the logits, which keeps early training stable at high LR")
@@ -201,7 +202,7 @@ class ScaledLinear(nn.Linear):
 def residual_fast(cfg: FastResidualConfig, num_classes: int) -> Classifier:
     """The time-to-accuracy net: airbench94's layout with an identity shortcut around each stage's
     second conv. ``init_from_data`` fits the whitening stem; ``cifar train`` calls it."""
-    stem = PatchWhitening(3) if cfg.whiten else nn.Conv2d(3, 24, 2, padding=0)
+    stem = PatchWhitening(3, bias_epochs=cfg.whiten_bias_epochs) if cfg.whiten else nn.Conv2d(3, 24, 2, padding=0)
     layers: list[nn.Module] = [stem, activation(cfg.activation)]  # 32 -> 31
     cin = stem.out_channels
     for width in cfg.widths:

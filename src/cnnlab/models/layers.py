@@ -87,11 +87,19 @@ class ResidualBlock(nn.Module):
 class PatchWhitening(nn.Conv2d):
     """A 2x2 stem conv whose filters whiten image patches (airbench): ``fit(images)`` sets them to the
     eigenvectors of the patch covariance scaled by 1/sqrt(eigenvalue), each also negated (so a following
-    GELU keeps both signs), and freezes them. Only the bias trains. Until ``fit`` it is a plain conv."""
+    GELU keeps both signs), and freezes them. Until ``fit`` it is a plain conv.
 
-    def __init__(self, cin: int = 3, kernel: int = 2, eps: float = 5e-4):
+    Only the bias trains, and only for the first ``bias_epochs`` epochs (0: throughout): airbench freezes
+    it after 3, once it has found each filter's threshold, so that it stops chasing the fast-moving layers
+    above it. The trainer calls ``start_epoch`` at each epoch's start."""
+
+    def __init__(self, cin: int = 3, kernel: int = 2, eps: float = 5e-4, bias_epochs: int = 0):
         super().__init__(cin, 2 * cin * kernel * kernel, kernel, padding=0, bias=True)
-        self.eps = eps
+        self.eps, self.bias_epochs = eps, bias_epochs
+
+    def start_epoch(self, epoch: int) -> None:
+        """``epoch``: 0-based index of the epoch about to train."""
+        self.bias.requires_grad_(self.bias_epochs <= 0 or epoch < self.bias_epochs)
 
     @torch.no_grad()
     def fit(self, images: torch.Tensor) -> None:

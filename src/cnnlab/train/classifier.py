@@ -22,15 +22,24 @@ from cnnlab.train.lookahead import Lookahead
 from cnnlab.train.sums import EpochSums
 
 
+# Layers whose parameters count as norm parameters for ``norm_lr_scale``.
+NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
+
+
 def parameter_groups(model: nn.Module, weight_decay: float, lr: float, norm_lr_scale: float = 1.0) -> list[dict[str, Any]]:
-    """Decay matrices and kernels only: decaying BatchNorm scales and biases only hurts. Those 1-D
-    parameters may take a larger learning rate: a shift moves a whole channel, and moves it slowly."""
-    decay, no_decay = [], []
+    """Decay matrices and kernels only: decaying BatchNorm scales and biases only hurts. Norm layers'
+    parameters may take a larger learning rate (airbench: 64x on BatchNorm shifts): a shift moves a
+    whole channel, and moves it slowly. Other biases (a stem's, a linear layer's) keep ``lr``. Empty
+    groups are left out."""
+    in_norms = {id(p) for m in model.modules() if isinstance(m, NORMS) for p in m.parameters(recurse=False)}
+    decay, norms, biases = [], [], []
     for p in model.parameters():
         if p.requires_grad:
-            (decay if p.ndim > 1 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay, "lr": lr},
-            {"params": no_decay, "weight_decay": 0.0, "lr": lr * norm_lr_scale}]
+            (decay if p.ndim > 1 else norms if id(p) in in_norms else biases).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay, "lr": lr},
+              {"params": norms, "weight_decay": 0.0, "lr": lr * norm_lr_scale},
+              {"params": biases, "weight_decay": 0.0, "lr": lr}]
+    return [g for g in groups if g["params"]]
 
 
 def make_optimizer(model: nn.Module, optim: ClassifierOptim, lr: float | None = None) -> torch.optim.Optimizer:
@@ -103,6 +112,13 @@ class ClassifierModule(pl.LightningModule):
         loss = F.cross_entropy(logits, y, label_smoothing=self.optim.label_smoothing)
         self._accumulate("train", logits, y, loss)
         return loss
+
+    def on_train_epoch_start(self):
+        # Layers that change with the epoch (a whitening stem's bias that freezes) hear of each one;
+        # a resumed run tells them the epoch it resumes at.
+        for m in self.model.modules():
+            if hasattr(m, "start_epoch"):
+                m.start_epoch(self.current_epoch)
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         if self.lookahead is not None:
