@@ -145,3 +145,20 @@ def test_fast_recipe_trains_end_to_end_and_its_checkpoint_keeps_the_fitted_stem(
     fitted = cifar.build_model(cfg.arch, cfg.model)
     cifar.fit_to_data(fitted, cfg, cifar.make_splits(cfg.data, cfg.run.seed)[0].train)
     assert torch.allclose(model.features[0].weight, fitted.features[0].weight)  # frozen through training
+
+
+def test_decay_norms_decays_shifts_and_biases_by_the_weights_amount_per_step():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    kernels, norms, biases = make_optimizer(model, ClassifierOptim(lr=0.5, weight_decay=1e-3, norm_lr_scale=64,
+                                                                   decay_norms=True)).param_groups
+    per_step = [g["lr"] * g["weight_decay"] for g in (kernels, norms, biases)]
+    assert per_step == pytest.approx([5e-4] * 3) and norms["lr"] == 32.0
+
+
+def test_onecycle_runs_from_warmup_from_to_one_to_final_lr():
+    from cnnlab.train.classifier import lr_factor
+    default = ClassifierOptim(warmup=0.25)
+    assert [lr_factor(s, 100, default) for s in (0, 25, 100, 150)] == pytest.approx([0.04, 1.0, 0.0, 0.0])
+    airbench = ClassifierOptim(warmup=0.25, warmup_from=0.2, final_lr=0.07)
+    assert [lr_factor(s, 100, airbench) for s in (0, 25, 100, 150)] == pytest.approx([0.2, 1.0, 0.07, 0.07])
+    assert lr_factor(50, 100, airbench) == pytest.approx(0.07 + 0.93 * 50 / 75)

@@ -87,6 +87,8 @@ def test_lab_runs_everything_and_a_killed_lab_resumes_without_losing_runs(tiny_p
     assert [line.split()[0] for line in steps.strip().splitlines()][:2] == ["cifar", "food"]
     for step in ("cifar compare", "food sweep", "notmnist features", "report", "submission (notebooks run)"):
         assert step in steps, step
+    peaks = [float(line.split("peak")[1].split()[0]) for line in steps.strip().splitlines()]
+    assert all(p > 0.05 for p in peaks) and peaks == sorted(peaks)  # a peak so far only grows
     for expected in ("food/frozen-c4-s0/summary.json", "food/scratch-c4-s0/summary.json", "notmnist/svm/summary.json"):
         assert expected in after
     assert any(k.startswith("notmnist/conv-dae") for k in after)

@@ -16,6 +16,7 @@ sheet asks for (see ``report.submission``).
 from __future__ import annotations
 
 import contextlib
+import resource
 import sys
 import time
 from pathlib import Path
@@ -51,11 +52,17 @@ def read_preset(path: Path) -> dict[str, Any]:
     return preset
 
 
+def peak_rss_gb() -> float:
+    """This process's peak resident memory so far, in GB (ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+
+
 class StepClock:
-    """Wall time of each step of the lab, printed as each ends and as a table at the end."""
+    """Wall time of each step of the lab, and the process's peak memory once it has ended (a peak
+    that grows at a step was set by that step), printed as each ends and as a table at the end."""
 
     def __init__(self) -> None:
-        self.steps: list[tuple[str, float]] = []
+        self.steps: list[tuple[str, float, float]] = []
 
     @contextlib.contextmanager
     def step(self, name: str):
@@ -63,13 +70,15 @@ class StepClock:
         try:
             yield
         finally:
-            seconds = time.perf_counter() - started
-            self.steps.append((name, seconds))
-            print(f"cnnlab lab: {name} took {seconds / 60:.1f} min", file=sys.stderr, flush=True)
+            seconds, peak = time.perf_counter() - started, peak_rss_gb()
+            self.steps.append((name, seconds, peak))
+            print(f"cnnlab lab: {name} took {seconds / 60:.1f} min; peak memory so far {peak:.2f} GB",
+                  file=sys.stderr, flush=True)
 
     def table(self) -> str:
-        width = max((len(name) for name, _ in self.steps), default=0)
-        return "\n".join(f"  {name:<{width}}  {seconds / 60:6.1f} min" for name, seconds in self.steps)
+        width = max((len(name) for name, _, _ in self.steps), default=0)
+        return "\n".join(f"  {name:<{width}}  {seconds / 60:6.1f} min  peak {peak:5.2f} GB"
+                         for name, seconds, peak in self.steps)
 
 
 def run_compare(exercise: str, section: dict[str, Any], runs_dir: str, common: dict[str, Any],

@@ -26,38 +26,44 @@ from cnnlab.train.sums import EpochSums
 NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
 
 
-def parameter_groups(model: nn.Module, weight_decay: float, lr: float, norm_lr_scale: float = 1.0) -> list[dict[str, Any]]:
-    """Decay matrices and kernels only: decaying BatchNorm scales and biases only hurts. Norm layers'
-    parameters may take a larger learning rate (airbench: 64x on BatchNorm shifts): a shift moves a
-    whole channel, and moves it slowly. Other biases (a stem's, a linear layer's) keep ``lr``. Empty
-    groups are left out."""
+def parameter_groups(model: nn.Module, weight_decay: float, lr: float, norm_lr_scale: float = 1.0,
+                     decay_norms: bool = False) -> list[dict[str, Any]]:
+    """Decay matrices and kernels only, by default: on long runs decaying BatchNorm scales and biases
+    only hurts. Norm layers' parameters may take a larger learning rate (airbench: 64x on BatchNorm
+    shifts): a shift moves a whole channel, and moves it slowly. Other biases (a stem's, a linear
+    layer's) keep ``lr``. ``decay_norms`` decays those too, by the weights' amount per step (decay per
+    step is lr x weight decay, so a group with k times the lr gets 1/k of the weight decay), as airbench
+    does: it keeps 64x-lr shifts from drifting. Empty groups are left out."""
     in_norms = {id(p) for m in model.modules() if isinstance(m, NORMS) for p in m.parameters(recurse=False)}
     decay, norms, biases = [], [], []
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.ndim > 1 else norms if id(p) in in_norms else biases).append(p)
     groups = [{"params": decay, "weight_decay": weight_decay, "lr": lr},
-              {"params": norms, "weight_decay": 0.0, "lr": lr * norm_lr_scale},
-              {"params": biases, "weight_decay": 0.0, "lr": lr}]
+              {"params": norms, "weight_decay": weight_decay / norm_lr_scale if decay_norms else 0.0,
+               "lr": lr * norm_lr_scale},
+              {"params": biases, "weight_decay": weight_decay if decay_norms else 0.0, "lr": lr}]
     return [g for g in groups if g["params"]]
 
 
 def make_optimizer(model: nn.Module, optim: ClassifierOptim, lr: float | None = None) -> torch.optim.Optimizer:
     lr = optim.lr if lr is None else lr
-    groups = parameter_groups(model, optim.weight_decay, lr, optim.norm_lr_scale)
+    groups = parameter_groups(model, optim.weight_decay, lr, optim.norm_lr_scale, optim.decay_norms)
     if optim.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=lr)
     return torch.optim.SGD(groups, lr=lr, momentum=optim.momentum, nesterov=optim.momentum > 0)
 
 
 def lr_factor(step: int, total_steps: int, optim: ClassifierOptim) -> float:
-    """Multiplier on the peak LR at ``step``: one-cycle is a linear ramp from 1/25 up to 1 over the
-    warm-up, then a linear fall to 0 at the last step (clamped, so extra steps never go negative)."""
+    """Multiplier on the peak LR at ``step``: one-cycle is a linear ramp from ``warmup_from`` (1/25 by
+    default) up to 1 over the warm-up, then a linear fall to ``final_lr`` (0) at the last step (clamped,
+    so extra steps stay there)."""
     t = min(step / max(total_steps, 1), 1.0)
     if optim.schedule == "onecycle":
         if t < optim.warmup:
-            return 0.04 + 0.96 * t / optim.warmup
-        return max(0.0, (1.0 - t) / max(1.0 - optim.warmup, 1e-8))
+            return optim.warmup_from + (1.0 - optim.warmup_from) * t / optim.warmup
+        fall = (1.0 - t) / max(1.0 - optim.warmup, 1e-8)  # 1 -> 0
+        return optim.final_lr + (1.0 - optim.final_lr) * fall
     if optim.schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * t))
     return 1.0

@@ -62,7 +62,11 @@ class ClassifierOptim:
     weight_decay: float = field(0.05, "weight decay on conv/linear weights (not on biases or norms); decoupled for adamw")
     schedule: Literal["onecycle", "cosine", "constant"] = field("onecycle", "learning-rate schedule, stepped per batch")
     warmup: float = field(0.2, "fraction of steps spent warming up (onecycle)")
-    norm_lr_scale: float = field(1.0, "learning-rate multiplier for biases and norm parameters (airbench: 64)")
+    warmup_from: float = field(0.04, "onecycle's first learning rate, as a fraction of the peak (airbench: 0.2)")
+    final_lr: float = field(0.0, "onecycle's last learning rate, as a fraction of the peak (airbench: 0.07)")
+    norm_lr_scale: float = field(1.0, "learning-rate multiplier for norm layers' parameters (airbench: 64)")
+    decay_norms: bool = field(False, "decay biases and norm parameters too, by the same amount per step as the weights "
+                                     "(airbench); else only conv/linear weights decay")
     label_smoothing: float = field(0.0, "label smoothing of the cross-entropy loss")
     lookahead: bool = field(False, "lookahead weight averaging every 5 steps, strongest at the end (airbench)")
 
