@@ -51,8 +51,8 @@ def one_run(args: argparse.Namespace, seed: int) -> dict:
     The recipe scores a small val split each epoch and the test split once, at the end: the time to the
     target is then the training's wall time plus that final test pass. (With ``--set '{monitor: test}'``
     test is scored every epoch instead, and the first epoch at the target counts.)"""
-    with tempfile.TemporaryDirectory() as runs:
-        cfg = recipe(args, seed, runs)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = recipe(args, seed, args.runs_dir or tmp)
         run_dir = cifar.train(cfg)
         with (run_dir / "metrics.csv").open() as f:
             rows = [r for r in csv.DictReader(f) if r.get("eval_s")]
@@ -100,6 +100,7 @@ def main() -> None:
     p.add_argument("--set", metavar="YAML", help="keys of the recipe to change, as YAML, e.g. "
                                                 "'{model.widths: [32, 128, 128], precision: 32-true}'")
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--runs-dir", default="", help="keep the runs there (default: a temporary folder, removed)")
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     _common.header(f"cifar_time_to_acc: residual_fast, target {args.target:.0%}, seeds {seeds}, recipe from the "

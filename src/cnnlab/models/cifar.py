@@ -187,6 +187,7 @@ class FastResidualConfig:
     bn_scale: bool = field(False, "train BatchNorm scales too (airbench keeps them at 1 and trains only the shifts)")
     logit_scale: float = field(1 / 9, "multiplier on the logits, which keeps early training stable at high LR")
     activation: str = field("gelu", "relu, gelu or silu")
+    shortcut: bool = field(True, "identity shortcut around each stage's second conv (off: airbench94's plain stages)")
 
 
 class ScaledLinear(nn.Linear):
@@ -207,7 +208,7 @@ def residual_fast(cfg: FastResidualConfig, num_classes: int) -> Classifier:
     cin = stem.out_channels
     for width in cfg.widths:
         layers.append(FastStage(cin, width, cfg.depth, act=cfg.activation, bn_momentum=cfg.bn_momentum,
-                                bn_scale=cfg.bn_scale))
+                                bn_scale=cfg.bn_scale, shortcut=cfg.shortcut))
         cin = width
     features = nn.Sequential(*layers, nn.AdaptiveMaxPool2d(1), nn.Flatten())  # (B, cin)
     return Classifier(features, ScaledLinear(cin, num_classes, cfg.logit_scale), cfg)

@@ -134,8 +134,9 @@ class FastStage(nn.Module):
     start as identities on their first channels (Dirac init), so the untrained net passes images through."""
 
     def __init__(self, cin: int, cout: int, depth: int = 1, act: str = "gelu", bn_momentum: float = 0.1,
-                 bn_scale: bool = True):
+                 bn_scale: bool = True, shortcut: bool = True):
         super().__init__()
+        self.shortcut = shortcut
         norm = partial(batch_norm, momentum=bn_momentum, train_scale=bn_scale, eps=1e-12)
         self.conv = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
         self.pool = nn.MaxPool2d(2)
@@ -148,8 +149,10 @@ class FastStage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.act(self.norm(self.pool(self.conv(x))))  # (B, cout, H/2, W/2)
-        return h + self.residual(h)
+        return h + self.residual(h) if self.shortcut else self.residual(h)
 
     def describe(self, describe_module) -> str:
+        if not self.shortcut:
+            return f"{describe_module(self.conv)} -> {describe_module(self.pool)} -> {describe_module(self.residual)}"
         return (f"{describe_module(self.conv)} -> {describe_module(self.pool)} -> "
                 f"Residual[{describe_module(self.residual)}] + identity")

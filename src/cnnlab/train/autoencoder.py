@@ -52,16 +52,20 @@ class AutoencoderModule(pl.LightningModule):
         # BCE is not autocast-safe and PSNR needs full precision: score in float32 whatever the precision.
         with torch.autocast(self.device.type, enabled=False):
             reconstruction = reconstruction.float()
-            if not bool(torch.isfinite(reconstruction).all()):  # BCE would raise: let FiniteLoss report it
+            try:
+                loss = self.loss_fn(reconstruction, target)
+            except RuntimeError:  # BCE refuses NaN or infinite inputs: let FiniteLoss report a NaN loss
+                if bool(torch.isfinite(reconstruction).all()):
+                    raise
                 loss = (reconstruction * float("nan")).sum()
                 self.sums.add(split, torch.full((4,), float("nan"), device=loss.device))
                 return loss
-            loss = self.loss_fn(reconstruction, target)
-            squared_error = F.mse_loss(reconstruction.detach(), target, reduction="sum")
-        n = float(len(target))
-        sums = torch.stack([loss.detach() * n, squared_error,
-                            torch.tensor(n, device=loss.device), torch.tensor(float(target.numel()), device=loss.device)])
-        self.sums.add(split, sums)
+            # Training logs only the loss: the squared error is summed on evaluated splits alone, which
+            # keeps a pass over every pixel out of each training step.
+            squared_error = (F.mse_loss(reconstruction.detach(), target, reduction="sum") if split != "train"
+                             else torch.zeros((), device=loss.device))
+        n, pixels = len(target), target.numel()
+        self.sums.add(split, torch.stack([loss.detach() * n, squared_error, loss.new_tensor(n), loss.new_tensor(pixels)]))
         return loss
 
     def _log_split(self, split: str) -> None:
