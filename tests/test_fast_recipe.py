@@ -162,3 +162,13 @@ def test_onecycle_runs_from_warmup_from_to_one_to_final_lr():
     airbench = ClassifierOptim(warmup=0.25, warmup_from=0.2, final_lr=0.07)
     assert [lr_factor(s, 100, airbench) for s in (0, 25, 100, 150)] == pytest.approx([0.2, 1.0, 0.07, 0.07])
     assert lr_factor(50, 100, airbench) == pytest.approx(0.07 + 0.93 * 50 / 75)
+
+
+def test_fast_stage_without_shortcut_is_airbench94s_plain_stage():
+    x = torch.randn(2, 4, 8, 8)
+    plain, residual = FastStage(4, 8, shortcut=False).eval(), FastStage(4, 8).eval()
+    residual.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        h = plain.act(plain.norm(plain.pool(plain.conv(x))))
+        assert torch.allclose(plain(x), plain.residual(h)) and torch.allclose(residual(x), h + plain.residual(h))
+    assert "identity" not in plain.describe(lambda m: type(m).__name__) and "identity" in residual.describe(lambda m: type(m).__name__)

@@ -322,3 +322,22 @@ def test_leftovers_of_dead_processes_go_and_those_of_live_ones_stay(tmp_path):
     (tmp_path / f"extracted-x.partial-{dead_pid}").mkdir()
     assert files.remove_leftovers(tmp_path, (files.TMP_MARK, ".partial-")) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"last.ckpt.tmp-{os.getpid()}"]
+
+
+def test_finite_loss_refuses_to_record_an_epoch_whose_weights_or_statistics_overflowed():
+    """The last step of an epoch can overflow the weights after a finite loss: the epoch must not be saved."""
+    from types import SimpleNamespace
+
+    from cnnlab.errors import TrainingDiverged
+    from cnnlab.train.engine import FiniteLoss
+
+    trainer = SimpleNamespace(world_size=1, sanity_checking=False, optimizers=[], current_epoch=1, global_step=7)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    FiniteLoss().on_validation_start(trainer, model)  # finite: nothing happens
+    model[1].running_var[0] = float("inf")
+    with pytest.raises(TrainingDiverged, match="epoch 2, step 7"):
+        FiniteLoss().on_validation_start(trainer, model)
+    model[1].running_var[0] = 1.0
+    model[0].weight.data[0, 0] = float("nan")
+    with pytest.raises(TrainingDiverged, match="running statistics"):
+        FiniteLoss().on_train_epoch_end(trainer, model)

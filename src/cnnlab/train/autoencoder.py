@@ -52,11 +52,17 @@ class AutoencoderModule(pl.LightningModule):
         # BCE is not autocast-safe and PSNR needs full precision: score in float32 whatever the precision.
         with torch.autocast(self.device.type, enabled=False):
             reconstruction = reconstruction.float()
+            # BCE refuses NaN or infinite inputs; FiniteLoss should report a NaN loss instead. On the CPU
+            # BCE's own check raises, which costs nothing per step; on a GPU it is a device-side assert that
+            # ruins the CUDA context, so the inputs are checked first there.
             try:
-                loss = self.loss_fn(reconstruction, target)
-            except RuntimeError:  # BCE refuses NaN or infinite inputs: let FiniteLoss report a NaN loss
+                finite = reconstruction.device.type == "cpu" or bool(torch.isfinite(reconstruction).all())
+                loss = self.loss_fn(reconstruction, target) if finite else None
+            except RuntimeError:
                 if bool(torch.isfinite(reconstruction).all()):
                     raise
+                loss = None
+            if loss is None:
                 loss = (reconstruction * float("nan")).sum()
                 self.sums.add(split, torch.full((4,), float("nan"), device=loss.device))
                 return loss

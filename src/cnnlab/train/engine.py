@@ -159,21 +159,40 @@ def _loss_text(loss: torch.Tensor | None) -> str:
 
 class FiniteLoss(pl.Callback):
     """Stops training at the first NaN or infinite training loss with ``TrainingDiverged``: carrying on
-    would only write NaN weights and a result that means nothing."""
+    would only write NaN weights and a result that means nothing. The weights and buffers (BatchNorm's
+    running statistics) are also checked once an epoch, before it is evaluated and recorded: the last
+    step of an epoch can overflow them while its loss, computed before that step, was still finite (seen
+    on an AMD CPU), and no checkpoint may hold them."""
+
+    def _check_weights(self, trainer, pl_module) -> None:
+        finite = all(bool(torch.isfinite(t).all()) for t in pl_module.state_dict().values() if t.is_floating_point())
+        if trainer.world_size > 1:
+            finite = not trainer.strategy.reduce_boolean_decision(not finite, all=False)
+        if not finite:
+            self._diverged(trainer, "the weights or running statistics became NaN or infinite")
+
+    def on_validation_start(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            self._check_weights(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer, pl_module):  # runs without evaluation: before EpochRecord's
+        self._check_weights(trainer, pl_module)
+
+    def _diverged(self, trainer, what: str) -> None:
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
+        epoch, step = trainer.current_epoch + 1, trainer.global_step
+        raise TrainingDiverged(
+            f"training diverged: {what} at epoch {epoch}, step {step} (lr {lr:g}); "
+            f"try a lower learning rate (--lr) or 32-true precision; the run is recorded as diverged",
+            info={"diverged_epoch": epoch, "diverged_step": step, "diverged_lr": lr})
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         finite = loss is None or bool(torch.isfinite(loss.detach()).all())
         if trainer.world_size > 1:  # every rank stops together, or the others hang in the next all-reduce
             finite = not trainer.strategy.reduce_boolean_decision(not finite, all=False)
-        if finite:
-            return
-        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
-        epoch, step = trainer.current_epoch + 1, trainer.global_step
-        raise TrainingDiverged(
-            f"training diverged: the loss became {_loss_text(loss)} at epoch {epoch}, step {step} (lr {lr:g}); "
-            f"try a lower learning rate (--lr) or 32-true precision; the run is recorded as diverged",
-            info={"diverged_epoch": epoch, "diverged_step": step, "diverged_lr": lr})
+        if not finite:
+            self._diverged(trainer, f"the loss became {_loss_text(loss)}")
 
 
 @dataclass
