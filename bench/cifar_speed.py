@@ -26,10 +26,10 @@ import torch.nn.functional as F
 
 from cnnlab.config import build
 from cnnlab.data import cifar10
-from cnnlab.data.loader import TensorLoader, class_balanced_indices
+from cnnlab.data.loader import class_balanced_indices
 from cnnlab.data.splits import Split
 from cnnlab.experiments import cifar
-from cnnlab.experiments.cifar import CifarConfig, build_model, train_transform
+from cnnlab.experiments.cifar import CifarConfig, build_model
 from cnnlab.experiments.common import read_compare_config
 from cnnlab.models import list_models
 from cnnlab.train.classifier import ClassifierModule, make_optimizer, make_schedule
@@ -66,11 +66,6 @@ def model_for(cfg: CifarConfig, x) -> torch.nn.Module:
     return model
 
 
-def train_loader(cfg: CifarConfig, x, y) -> TensorLoader:
-    return TensorLoader(x, y, cfg.optim.batch_size, shuffle=True, drop_last=True, transform=train_transform(cfg), seed=0,
-                        alternating_flips=cfg.data.flip and cfg.data.alternating_flips)
-
-
 def cnnlab_epochs(cfg: CifarConfig, x, y, tmp) -> list[float]:
     quiet_lightning()
     module = ClassifierModule(model_for(cfg, x), cfg.optim, channels_last=cfg.hardware.channels_last)
@@ -78,7 +73,7 @@ def cnnlab_epochs(cfg: CifarConfig, x, y, tmp) -> list[float]:
                               has_eval=False)
     timer = EpochTimer()
     trainer.callbacks.append(timer)
-    loader = train_loader(cfg, x, y)
+    loader = cifar.train_loader(cfg, Split(x, y))
     trainer.fit(module, train_dataloaders=loader)
     return timer.times
 
@@ -86,7 +81,7 @@ def cnnlab_epochs(cfg: CifarConfig, x, y, tmp) -> list[float]:
 def plain_epochs(cfg: CifarConfig, x, y) -> list[float]:
     """What a user would write by hand: the same model and data path, no framework."""
     model = model_for(cfg, x).to(DEVICE, memory_format=torch.channels_last).train()
-    loader = train_loader(cfg, x, y)
+    loader = cifar.train_loader(cfg, Split(x, y))
     optimizer = make_optimizer(model, cfg.optim)
     schedule = make_schedule(optimizer, cfg.optim, cfg.optim.epochs * len(loader))
     bf16 = resolve_precision(cfg.hardware.precision) == "bf16-mixed"

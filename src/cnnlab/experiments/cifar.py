@@ -91,12 +91,17 @@ def eval_loader(cfg: CifarConfig, split: Split) -> TensorLoader:
     return TensorLoader(split.x, split.y, cfg.data.eval_batch_size, transform=eval_transform(cfg))
 
 
-def loaders(cfg: CifarConfig, data: Dataset, eval_splits: tuple[str, ...]) -> tuple[TensorLoader, list[TensorLoader]]:
+def train_loader(cfg: CifarConfig, train: Split) -> TensorLoader:
+    """Shuffled, augmented batches of ``train``; flips come from the loader when they alternate by epoch
+    (it knows each image's index), else from the transform."""
     batch = cfg.optim.batch_size
-    train = TensorLoader(data.train.x, data.train.y, batch, shuffle=True, drop_last=len(data.train) > batch,
-                         transform=train_transform(cfg), seed=cfg.run.seed,
-                         alternating_flips=cfg.data.flip and cfg.data.alternating_flips)
-    return train, [eval_loader(cfg, data.split(split)) for split in eval_splits]
+    return TensorLoader(train.x, train.y, batch, shuffle=True, drop_last=len(train) > batch,
+                        transform=train_transform(cfg), seed=cfg.run.seed,
+                        alternating_flips=cfg.data.flip and cfg.data.alternating_flips)
+
+
+def loaders(cfg: CifarConfig, data: Dataset, eval_splits: tuple[str, ...]) -> tuple[TensorLoader, list[TensorLoader]]:
+    return train_loader(cfg, data.train), [eval_loader(cfg, data.split(split)) for split in eval_splits]
 
 
 # ---- one run -----------------------------------------------------------------------------------------

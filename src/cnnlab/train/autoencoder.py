@@ -55,17 +55,14 @@ class AutoencoderModule(pl.LightningModule):
             # BCE refuses NaN or infinite inputs; FiniteLoss should report a NaN loss instead. On the CPU
             # BCE's own check raises, which costs nothing per step; on a GPU it is a device-side assert that
             # ruins the CUDA context, so the inputs are checked first there.
+            if reconstruction.device.type != "cpu" and not bool(torch.isfinite(reconstruction).all()):
+                return self._nan_step(split, reconstruction)
             try:
-                finite = reconstruction.device.type == "cpu" or bool(torch.isfinite(reconstruction).all())
-                loss = self.loss_fn(reconstruction, target) if finite else None
+                loss = self.loss_fn(reconstruction, target)
             except RuntimeError:
                 if bool(torch.isfinite(reconstruction).all()):
                     raise
-                loss = None
-            if loss is None:
-                loss = (reconstruction * float("nan")).sum()
-                self.sums.add(split, torch.full((4,), float("nan"), device=loss.device))
-                return loss
+                return self._nan_step(split, reconstruction)
             # Training logs only the loss: the squared error is summed on evaluated splits alone, which
             # keeps a pass over every pixel out of each training step.
             squared_error = (F.mse_loss(reconstruction.detach(), target, reduction="sum") if split != "train"
@@ -73,6 +70,11 @@ class AutoencoderModule(pl.LightningModule):
         n, pixels = len(target), target.numel()
         self.sums.add(split, torch.stack([loss.detach() * n, squared_error, loss.new_tensor(n), loss.new_tensor(pixels)]))
         return loss
+
+    def _nan_step(self, split: str, reconstruction: torch.Tensor) -> torch.Tensor:
+        """A NaN loss (still attached to the graph) and NaN sums, for a non-finite reconstruction."""
+        self.sums.add(split, torch.full((4,), float("nan"), device=reconstruction.device))
+        return (reconstruction * float("nan")).sum()
 
     def _log_split(self, split: str) -> None:
         totals = self.sums.pop(split, self.trainer)
