@@ -138,7 +138,7 @@ def test_comparisons_read_shipped_presets_from_any_folder(tmp_path, monkeypatch,
     shown = yaml.safe_load(capsys.readouterr().out)
     assert shown["preset"] == "quick" and shown["every_run"] == {"optim": {"epochs": 1}}
     runs = shown["runs"]  # every run the comparison would train or reuse, resolved and named
-    assert set(runs) == {f"{a}-n10000-s0" for a in ("sequential", "multipath", "multifeature", "residual")}
+    assert set(runs) == {f"{a}-s0" for a in ("sequential", "multipath", "multifeature", "residual")}
     assert all(r["optim"]["epochs"] == 1 and r["optim"]["optimizer"] == "sgd" for r in runs.values())
     assert main(["cifar", "compare", "--preset", "full", "--model.widths", "8,16,16", "--seeds", "2",
                  "--print-config"]) == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cnnlab.viz.comparisons import (TEST_ON_TEST, TEST_ON_VAL, food_choice, food_row, ranking, table1_row,
+from cnnlab.viz.comparisons import (TEST_ON_TEST, TEST_ON_VAL, food_choice, food_row, ranking, shared_recipe, table1_row,
                                     table1_verdict)
 from cnnlab.stats import difference, wilson_interval
 from cnnlab.viz.tables import fmt_acc
@@ -126,3 +126,19 @@ def test_transfer_is_measured_like_for_like_only():
     text = pair_sentence(*pairs[0])
     assert "45 s" in text and "images through the backbone" in text  # extraction counted in the frozen budget
     assert "the ImageNet weights bought accuracy" in text
+
+
+def test_table1_states_the_recipe_its_rows_share_and_names_what_differs():
+    hp = {"optimizer": "sgd", "lr": 0.2, "batch_size": 128, "label_smoothing": 0.1, "flip": True,
+          "precision": "bf16-mixed", "precision_reason": "auto: ..."}
+    a = cifar_summary(hyperparameters=hp, train_images=45000, val_images=5000, epochs=3)
+    b = cifar_summary(hyperparameters=dict(hp), train_images=45000, val_images=5000, epochs=3)
+    text = shared_recipe([a, b])
+    assert text.startswith("Recipe shared by every row: epochs 3, training images 45,000, val images 5,000")
+    for part in ("lr 0.2", "batch size 128", "label smoothing 0.1", "flip on", "precision bf16-mixed"):
+        assert part in text
+    assert "auto" not in text and "differs" not in text  # the reason for a precision is not a setting
+    c = cifar_summary(hyperparameters={**hp, "lr": 0.05}, train_images=9000, val_images=5000, epochs=3)
+    text = shared_recipe([a, c])
+    assert "lr 0.2" not in text and "training images" not in text.split(";")[0]
+    assert text.endswith("differs between rows: training images, lr.")

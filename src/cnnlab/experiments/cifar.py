@@ -40,8 +40,8 @@ from cnnlab.registry import did_you_mean
 from cnnlab.runs import environment, is_diverged, read_summary, write_summary
 from cnnlab.train.checkpoint import chosen_row, load_model_weights
 from cnnlab.train.classifier import ClassifierModule, accuracy, predict_logits
-from cnnlab.train.engine import Length, fit
-from cnnlab.viz.comparisons import chosen_on, table1_row, table1_verdict
+from cnnlab.train.engine import Length, fit, uses_cuda
+from cnnlab.viz.comparisons import chosen_on, shared_recipe, table1_row, table1_verdict
 from cnnlab.viz.tables import write_table
 
 EXERCISE = "cifar"
@@ -87,8 +87,14 @@ def eval_transform(cfg: CifarConfig) -> Normalize:
     return Normalize(cifar10.MEAN, cifar10.STD, channels_last=cfg.hardware.channels_last)
 
 
+def eval_batch_size(cfg: CifarConfig) -> int:
+    """``data.eval_batch_size``, or when 0 the size that evaluates fastest where the run trains: small
+    batches on a CPU (a 1,024-image batch of activations overflows its caches), large ones on a GPU."""
+    return cfg.data.eval_batch_size or (1024 if uses_cuda(cfg.hardware.accelerator) else 128)
+
+
 def eval_loader(cfg: CifarConfig, split: Split) -> TensorLoader:
-    return TensorLoader(split.x, split.y, cfg.data.eval_batch_size, transform=eval_transform(cfg))
+    return TensorLoader(split.x, split.y, eval_batch_size(cfg), transform=eval_transform(cfg))
 
 
 def train_loader(cfg: CifarConfig, train: Split) -> TensorLoader:
@@ -271,7 +277,8 @@ def compare(options: SeededCompareOptions, overrides: dict[str, Any] | None = No
     caption = ("Table 1: CIFAR-10 architectures" + (f" (mean ± std over {options.seeds} seeds)" if options.seeds > 1 else "")
                + f"; {chosen_on([s for s in all_summaries])}")
     outputs = write_table(rows, stem, caption=caption)
-    files.write_text(outputs[0], outputs[0].read_text() + f"\n{table1_verdict(entries)[0]}\n")
+    files.write_text(outputs[0], outputs[0].read_text()
+                     + f"\n{shared_recipe(all_summaries)}\n\n{table1_verdict(entries)[0]}\n")
     print(outputs[0].read_text())
     if diverged:
         raise TrainingDiverged(f"{diverged} run(s) diverged; Table 1 shows them as diverged ({outputs[0]})")

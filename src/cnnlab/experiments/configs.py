@@ -68,13 +68,14 @@ class CifarData:
     flip: bool = field(True, "random horizontal flips")
     alternating_flips: bool = field(False, "with flip: mirror a seeded half of the images in even epochs and the "
                                            "other half in odd ones (airbench), instead of a coin flip per epoch")
-    eval_batch_size: int = field(1000, "images per batch when evaluating")
+    eval_batch_size: int = field(0, "images per batch when evaluating (0: 128 on a CPU, whose caches larger batches "
+                                    "overflow, 1024 on a GPU; bench/eval_batch.py measures it)")
     eval_seed: int = field(0, "seed of the test subset and the val split: the same images for every run's seed")
 
     def __post_init__(self) -> None:
         at_least(self.limit_train, 0, "data.limit_train")
         at_least(self.limit_test, 0, "data.limit_test")
-        at_least(self.eval_batch_size, 1, "data.eval_batch_size")
+        at_least(self.eval_batch_size, 0, "data.eval_batch_size")
         a_fraction(self.val_fraction, "data.val_fraction")
         if self.monitor == "val" and self.val_fraction <= 0:
             raise ConfigError("data.monitor val needs data.val_fraction above 0 (or monitor test)")

@@ -7,7 +7,7 @@ from typing import Any
 
 from cnnlab.viz.curves import plot_curves
 from cnnlab.report.document import Document, Figure, Heading, Missing, Paragraph, Preformatted, Table
-from cnnlab.viz.comparisons import TEST_ON_TEST, TEST_ON_VAL, chosen_on, table1_row, table1_verdict
+from cnnlab.viz.comparisons import TEST_ON_TEST, TEST_ON_VAL, chosen_on, shared_recipe, table1_row, table1_verdict
 from cnnlab.stats import difference, mean_std
 from cnnlab.report.runs import add_diverged, Entry, group_by_entry, load_runs
 
@@ -98,6 +98,7 @@ def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:
     doc.add(Table(table1_rows(entries), caption="Table 1: architectures, callbacks and accuracies"
                   + (" (mean ± std over seeds)" if any(len(e.runs) > 1 for e in entries) else "")
                   + f"; {chosen_on([r.summary for e in entries for r in e.runs])}"))
+    doc.add(Paragraph(shared_recipe([r.summary for e in entries for r in e.runs])))
     if reruns:
         doc.add(Paragraph("Re-runs of a configuration and seed already shown (the newest run of each seed is "
                           "shown; seeds are never averaged with their own re-runs): " + ", ".join(reruns) + "."))

@@ -72,12 +72,16 @@ def resolve_precision(precision: str, accelerator: str = "auto") -> str:
     return precision_choice(precision, accelerator)[0]
 
 
+def uses_cuda(accelerator: str = "auto") -> bool:
+    """True when a run with this ``accelerator`` setting runs on a CUDA GPU."""
+    return accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+
+
 def precision_choice(precision: str, accelerator: str = "auto") -> tuple[str, str]:
     """The Lightning precision that ``precision`` means here, and why (printed once per run)."""
     if precision != "auto":
         return precision, "as set"
-    on_cuda = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-    if on_cuda:
+    if uses_cuda(accelerator):
         if torch.cuda.is_bf16_supported():
             return "bf16-mixed", "auto: this GPU supports bf16"
         return "16-mixed", "auto: this GPU lacks bf16"

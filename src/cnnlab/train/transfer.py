@@ -25,7 +25,7 @@ from cnnlab.data.splits import Dataset
 from cnnlab.models.transfer import TransferNet
 from cnnlab.train.checkpoint import read_rows, write_rows
 from cnnlab.train.classifier import ClassifierModule
-from cnnlab.train.engine import FitResult, Length, fit, resolve_precision
+from cnnlab.train.engine import FitResult, Length, fit, resolve_precision, uses_cuda
 from cnnlab.train.features import cached_features
 from cnnlab.train.freeze import count_trainable
 from cnnlab.train.options import ClassifierOptim, Hardware, RunOptions
@@ -54,8 +54,7 @@ class Inputs:
 
 def run_device(hardware: Hardware) -> torch.device:
     """Where extraction and final evaluation run: the GPU unless ``hardware`` asks for the CPU."""
-    on_gpu = hardware.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-    return torch.device("cuda" if on_gpu else "cpu")
+    return torch.device("cuda" if uses_cuda(hardware.accelerator) else "cpu")
 
 
 def image_inputs(data: Dataset, pre: Preprocess) -> Inputs:

@@ -75,6 +75,33 @@ def table1_row(name: str, summaries: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _recipe_facts(s: dict[str, Any]) -> dict[str, Any]:
+    hp = {k: v for k, v in s.get("hyperparameters", {}).items() if k != "precision_reason"}
+    return {"epochs": s.get("epochs"), "training images": s.get("train_images"), "val images": s.get("val_images"),
+            "test images": s.get("test_images"), **hp}
+
+
+def _recipe_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def shared_recipe(summaries: list[dict[str, Any]]) -> str:
+    """The training recipe that every run in ``summaries`` shares (epochs, images per split and the run's
+    recorded hyper-parameters), as one line for beneath a table: its rows then differ by architecture, not
+    by how they were trained. Settings that differ between runs are named as differing, never left out."""
+    facts = [_recipe_facts(s) for s in summaries]
+    keys = list(dict.fromkeys(k for f in facts for k in f))
+    same = [k for k in keys if all(f.get(k) == facts[0].get(k) for f in facts) and facts[0].get(k) is not None]
+    differ = [k for k in keys if not all(f.get(k) == facts[0].get(k) for f in facts)]
+    text = "Recipe shared by every row: " + (", ".join(f"{k.replace('_', ' ')} {_recipe_value(facts[0][k])}"
+                                                        for k in same) or "none")
+    return text + (f"; differs between rows: {', '.join(k.replace('_', ' ') for k in differ)}." if differ else ".")
+
+
 def ranking(candidates: list[tuple[str, list[float], int | None]], what: str) -> tuple[str, dict[str, Any]]:
     """A sentence naming the highest of ``candidates`` (name, accuracies over seeds, images scored) by
     ``what``, and how sure that is: its lead over the runner-up with the 95% interval of the difference
