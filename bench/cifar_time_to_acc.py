@@ -63,7 +63,9 @@ def one_run(args: argparse.Namespace, seed: int) -> dict:
           f"scored each epoch, {summary['test_images']:,} test | batch {o.batch_size}, lr {o.lr}, wd {o.weight_decay}, "
           f"SGD momentum {o.momentum}, {o.schedule} (warm-up {o.warmup}), norm lr x{o.norm_lr_scale}, lookahead {o.lookahead}, "
           f"label smoothing {o.label_smoothing}, crops {cfg.data.crop_padding} px ({cfg.data.crop_fill}), flips "
-          f"{'alternating' if cfg.data.alternating_flips else 'random'}, flip TTA {cfg.flip_tta}")
+          f"{'alternating' if cfg.data.alternating_flips else 'random'}, "
+          f"TTA views {(6 if cfg.shift_tta else 2) if cfg.flip_tta else 1} (final test), "
+          f"eval batch {cifar.eval_batch_size(cfg)}")
     print(f"{'epoch':>5} {'wall s':>8} {'train s':>8} {'val acc %':>9} {'test acc %':>10}")
     final_test_s = summary["score_s"].get("test", 0.0)  # 0 when test was scored every epoch
     reached = None

@@ -172,3 +172,25 @@ def test_fast_stage_without_shortcut_is_airbench94s_plain_stage():
         h = plain.act(plain.norm(plain.pool(plain.conv(x))))
         assert torch.allclose(plain(x), plain.residual(h)) and torch.allclose(residual(x), h + plain.residual(h))
     assert "identity" not in plain.describe(lambda m: type(m).__name__) and "identity" in residual.describe(lambda m: type(m).__name__)
+
+
+def test_shift_tta_averages_airbenchs_six_views_and_needs_flips_and_a_val_monitor():
+    from cnnlab.errors import ConfigError
+    from cnnlab.train.classifier import predict_logits
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(5)).eval()  # not translation-invariant
+    x, y = torch.randn(6, 3, 8, 8), torch.arange(6) % 5
+    with torch.no_grad():
+        model(x)
+        flips = lambda v: (model(v) + model(v.flip(3))) / 2  # noqa: E731
+        padded = nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+        expected = (flips(x) + (flips(padded[..., :8, :8]) + flips(padded[..., 2:, 2:])) / 2) / 2
+    six, _ = predict_logits(model, [(x, y)], flip_tta=True, shift_tta=True)
+    two, _ = predict_logits(model, [(x, y)], flip_tta=True)
+    assert torch.allclose(six, expected, atol=1e-5) and torch.allclose(two, flips(x), atol=1e-5)
+    assert not torch.allclose(six, two, atol=1e-3)  # the shifted views count
+    assert torch.allclose(predict_logits(model, [(x, y)], shift_tta=True)[0], model(x).detach(), atol=1e-5)  # no flips: 1 view
+    build(CifarConfig, flip_tta=True, shift_tta=True, monitor="val")
+    for bad in ({"flip_tta": False, "monitor": "val"}, {"flip_tta": True, "monitor": "test"}):
+        with pytest.raises(ConfigError, match="shift_tta"):
+            build(CifarConfig, shift_tta=True, **bad)

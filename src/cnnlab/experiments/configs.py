@@ -90,6 +90,9 @@ class CifarConfig:
     arch: str = field("residual", "registered architecture (see `cnnlab cifar archs`)")
     model: dict = field({}, "options of the architecture's config, e.g. --model.widths [32,64,128]")
     flip_tta: bool = field(False, "evaluate on each image and its mirror image, averaging the logits")
+    shift_tta: bool = field(False, "with flip_tta and monitor val: the test split, scored once at the end, also "
+                                   "averages in each image moved by 1 px down-right and up-left (6 views, "
+                                   "airbench's); per-epoch evaluation and train accuracy keep the 2 flip views")
     run: RunOptions = field(RunOptions(), "the run")
     hardware: Hardware = field(Hardware(), "the hardware")
     # Batch 32: the first runs people try are a few epochs on a few thousand images, where the number of
@@ -98,6 +101,9 @@ class CifarConfig:
     data: CifarData = field(CifarData(), "the data")
 
     def __post_init__(self) -> None:
+        if self.shift_tta and not (self.flip_tta and self.data.monitor == "val"):
+            raise ConfigError("shift_tta adds views to flip_tta's in the test split's one final scoring: it needs "
+                              "flip_tta true and data.monitor val")
         if self.data.monitor == "test" and self.data.val_fraction > 0 and self.optim.early_stopping_patience > 0:
             raise ConfigError("optim.early_stopping_patience with data.monitor test: the test set would decide when "
                               "to stop, so the epoch val chooses would not be an honest figure; monitor val to stop early")

@@ -151,10 +151,13 @@ class ClassifierModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
-def predict_logits(model: nn.Module, loader, *, flip_tta: bool = False, precision: str = "32-true") -> tuple[torch.Tensor, torch.Tensor]:
+def predict_logits(model: nn.Module, loader, *, flip_tta: bool = False, shift_tta: bool = False,
+                   precision: str = "32-true") -> tuple[torch.Tensor, torch.Tensor]:
     """All logits (N, K) float32 and targets (N,) of ``loader`` (no augmentation unless the loader adds it),
     with bf16 autocast when ``precision`` is a bf16 one; ``flip_tta`` averages each image's logits with
-    its mirror image's."""
+    its mirror image's; ``shift_tta`` (with ``flip_tta``) weighs that average half and half with the same
+    average over the image translated 1 px down-right and 1 px up-left, edges mirrored: airbench's 6 views.
+    """
     targets: list[torch.Tensor] = []
 
     def inputs():
@@ -162,8 +165,16 @@ def predict_logits(model: nn.Module, loader, *, flip_tta: bool = False, precisio
             targets.append(y)
             yield x
 
-    def forward(x: torch.Tensor) -> torch.Tensor:
+    def views(x: torch.Tensor) -> torch.Tensor:
         return (model(x) + model(x.flip(3))) / 2 if flip_tta else model(x)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:  # x: (B, C, H, W)
+        if not (flip_tta and shift_tta):
+            return views(x)
+        h, w = x.shape[-2:]
+        padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        shifted = (views(padded[..., :h, :w]) + views(padded[..., 2:, 2:])) / 2
+        return (views(x) + shifted) / 2
 
     logits = run_batches(model, forward, inputs(), bf16=precision.startswith("bf16"))
     return logits, torch.cat(targets)
