@@ -182,11 +182,17 @@ def decode_image(path: Path, size: int, interpolation: str = "bicubic") -> torch
 
 
 def decode_images(paths: list[Path], size: int, interpolation: str = "bicubic") -> torch.Tensor:
-    """(N, 3, size, size) uint8; threads, because PIL releases the GIL while decoding JPEGs."""
-    workers = max(1, min(8, os.cpu_count() or 1))
-    with ThreadPoolExecutor(workers) as pool:
-        images = list(pool.map(lambda p: decode_image(p, size, interpolation), paths))
-    return torch.stack(images) if images else torch.empty(0, 3, size, size, dtype=torch.uint8)
+    """(N, 3, size, size) uint8; threads, because PIL releases the GIL while decoding JPEGs. Each image
+    is written into the one output tensor as it is decoded (stacking a list of them held both at once)."""
+    out = torch.empty(len(paths), 3, size, size, dtype=torch.uint8)
+
+    def put(i: int) -> None:
+        out[i] = decode_image(paths[i], size, interpolation)
+
+    with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
+        for _ in pool.map(put, range(len(paths))):  # re-raises a worker's DataError here
+            pass
+    return out
 
 
 def _decoded_split(root: Path, split: str, classes: list[str], per_class_limit: int,
