@@ -135,7 +135,7 @@ def test_alternating_flips_mirror_each_image_on_every_other_epoch():
 def test_fast_recipe_trains_end_to_end_and_its_checkpoint_keeps_the_fitted_stem(cifar_tree):
     cfg = build(CifarConfig, arch="residual_fast", model={"widths": [8, 16, 16]}, data_dir=str(cifar_tree), epochs=2,
                       batch_size=16, lr=0.5, momentum=0.85, norm_lr_scale=16, lookahead=True, crop_padding=2,
-                      label_smoothing=0.2, flip_tta=True, crop_fill="reflect", alternating_flips=True,
+                      label_smoothing=0.2, flip_tta=True, shift_tta=True, crop_fill="reflect", alternating_flips=True,
                       progress=False, logger="none")
     run_dir = cifar.train(cfg)
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -194,3 +194,11 @@ def test_shift_tta_averages_airbenchs_six_views_and_needs_flips_and_a_val_monito
     for bad in ({"flip_tta": False, "monitor": "val"}, {"flip_tta": True, "monitor": "test"}):
         with pytest.raises(ConfigError, match="shift_tta"):
             build(CifarConfig, shift_tta=True, **bad)
+
+
+def test_evaluation_batch_is_small_on_a_cpu_large_on_a_gpu_and_a_set_value_is_kept(monkeypatch):
+    cfg = build(CifarConfig)
+    assert cifar.eval_batch_size(cfg, on_gpu=False) == 128 and cifar.eval_batch_size(cfg, on_gpu=True) == 1024
+    monkeypatch.setattr(cifar, "uses_cuda", lambda accelerator="auto": True)
+    assert cifar.eval_batch_size(cfg) == 1024  # default: where the run trains
+    assert cifar.eval_batch_size(build(CifarConfig, eval_batch_size=500)) == 500

@@ -120,3 +120,15 @@ def test_a_limit_above_every_class_count_shares_the_cache_of_no_limit(tree, monk
     assert len(same.train) == 2 * 4
     with pytest.raises(BaseException, match="decoded twice"):
         food101.load(tree.parent, num_classes=2, image_size=16, per_class_limit=3)  # other images: decoded
+
+
+def test_decode_images_fills_one_tensor_in_order_and_a_bad_file_is_a_data_error(tmp_path):
+    food = make_food_tree(tmp_path)
+    paths = sorted((food / "images").rglob("*.jpg"))[:5]
+    batch = food101.decode_images(paths, 32)
+    assert batch.shape == (5, 3, 32, 32) and batch.dtype == torch.uint8
+    for i, p in enumerate(paths):  # each image lands in its own slot, whichever thread decoded it
+        assert torch.equal(batch[i], food101.decode_image(p, 32))
+    assert food101.decode_images([], 32).shape == (0, 3, 32, 32)
+    with pytest.raises(DataError, match="missing"):
+        food101.decode_images(paths + [tmp_path / "gone.jpg"], 32)

@@ -142,3 +142,12 @@ def test_table1_states_the_recipe_its_rows_share_and_names_what_differs():
     text = shared_recipe([a, c])
     assert "lr 0.2" not in text and "training images" not in text.split(";")[0]
     assert text.endswith("differs between rows: training images, lr.")
+
+
+def test_the_recipe_line_leaves_diverged_runs_out():
+    hp = {"optimizer": "sgd", "lr": 0.2, "batch_size": 128}
+    done = cifar_summary(hyperparameters=hp, epochs=3)
+    diverged = {"status": "diverged", "name": "x", "epochs": 0, "params": 1, "wall_time_s": 1.0}
+    assert shared_recipe([done, diverged]) == shared_recipe([done])
+    assert "differs" not in shared_recipe([done, diverged])
+    assert shared_recipe([diverged]) == "Recipe: no run finished."

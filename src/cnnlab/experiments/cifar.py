@@ -93,14 +93,21 @@ def shift_views(cfg: CifarConfig, split: str) -> bool:
     return cfg.shift_tta and split == "test" and cfg.data.monitor == "val"
 
 
-def eval_batch_size(cfg: CifarConfig) -> int:
-    """``data.eval_batch_size``, or when 0 the size that evaluates fastest where the run trains: small
-    batches on a CPU (a 1,024-image batch of activations overflows its caches), large ones on a GPU."""
-    return cfg.data.eval_batch_size or (1024 if uses_cuda(cfg.hardware.accelerator) else 128)
+def eval_batch_size(cfg: CifarConfig, on_gpu: bool | None = None) -> int:
+    """``data.eval_batch_size``, or when 0 a size for the device of the pass (``on_gpu``; default: where the
+    run trains): small batches on a CPU, whose caches large ones overflow (bench/eval_batch.py), large ones
+    on a GPU."""
+    on_gpu = uses_cuda(cfg.hardware.accelerator) if on_gpu is None else on_gpu
+    return cfg.data.eval_batch_size or (1024 if on_gpu else 128)
 
 
-def eval_loader(cfg: CifarConfig, split: Split) -> TensorLoader:
-    return TensorLoader(split.x, split.y, eval_batch_size(cfg), transform=eval_transform(cfg))
+def on_gpu(model: torch.nn.Module) -> bool:
+    """Whether ``model``'s weights are on a GPU (the final scoring runs where ``best_model`` put them)."""
+    return next(model.parameters()).is_cuda
+
+
+def eval_loader(cfg: CifarConfig, split: Split, on_gpu: bool | None = None) -> TensorLoader:
+    return TensorLoader(split.x, split.y, eval_batch_size(cfg, on_gpu), transform=eval_transform(cfg))
 
 
 def train_loader(cfg: CifarConfig, train: Split) -> TensorLoader:
@@ -177,8 +184,9 @@ def train(cfg: CifarConfig) -> Path:
 
     def score(split: str) -> float:
         start = time.perf_counter()
-        acc = accuracy(*predict_logits(best, eval_loader(cfg, data.split(split)), flip_tta=cfg.flip_tta,
-                                       shift_tta=shift_views(cfg, split), precision=precision))
+        loader = eval_loader(cfg, data.split(split), on_gpu=on_gpu(best))
+        acc = accuracy(*predict_logits(best, loader, flip_tta=cfg.flip_tta, shift_tta=shift_views(cfg, split),
+                                       precision=precision))
         score_s[split] = time.perf_counter() - start
         return acc
 
@@ -243,7 +251,8 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str = "", d
         raise ConfigError(f"{run_dir} has no val split (it was trained with val_fraction 0): use --split test or train")
     part = data.split(split)
     precision = summary.get("hyperparameters", {}).get("precision", "32-true")  # as summary.json was scored
-    logits, targets = predict_logits(best_model(cfg, run_dir / "checkpoints" / "best.ckpt"), eval_loader(cfg, part),
+    best = best_model(cfg, run_dir / "checkpoints" / "best.ckpt")
+    logits, targets = predict_logits(best, eval_loader(cfg, part, on_gpu=on_gpu(best)),
                                      flip_tta=cfg.flip_tta, shift_tta=shift_views(cfg, split), precision=precision)
     return {"split": split, "images": len(part), "acc": accuracy(logits, targets), "top5": accuracy(logits, targets, k=5)}
 

@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 # Keys that say how to run, not what to run: two configs differing only here describe the same run.
 HOW_NOT_WHAT = ("run.name", "run.runs_dir", "run.progress", "run.resume", "run.force", "run.logger",
-                "data.data_dir", "data.data_root")
+                "data.data_dir", "data.data_root", "data.eval_batch_size")
 
 # Settings that a resume may change (training longer, or stopping earlier); config.yaml records them.
 RESUME_MAY_CHANGE = ("optim.epochs", "optim.early_stopping_patience")

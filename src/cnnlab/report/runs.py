@@ -62,7 +62,7 @@ def load_runs(runs_dir: Path, exercise: str) -> list[Run]:
 # Config keys that do not change a run's result (where it is written, how it is shown), and the seed:
 # runs equal in every other key are seeds of one configuration.
 NOT_RESULTS = ("run.name", "run.runs_dir", "run.progress", "run.resume", "run.force", "run.logger", "run.seed",
-               "data.data_dir", "data.data_root")
+               "data.data_dir", "data.data_root", "data.eval_batch_size")
 
 
 def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -90,10 +90,14 @@ def _recipe_value(value: Any) -> str:
 
 
 def shared_recipe(summaries: list[dict[str, Any]]) -> str:
-    """The training recipe that every run in ``summaries`` shares (epochs, images per split and the run's
-    recorded hyper-parameters), as one line for beneath a table: its rows then differ by architecture, not
-    by how they were trained. Settings that differ between runs are named as differing, never left out."""
-    facts = [_recipe_facts(s) for s in summaries]
+    """The training recipe that every finished run in ``summaries`` shares (epochs, images per split and the
+    hyper-parameters ``summary.json`` records: optimiser, lr, batch, weight decay, schedule, label smoothing,
+    crops, flips, precision), as one line for beneath a table: its rows then differ by architecture, not by
+    how they were trained. Recorded settings that differ between runs are named as differing, never left
+    out. Diverged runs (which record no finished epochs) are left out of the comparison."""
+    facts = [_recipe_facts(s) for s in summaries if not is_diverged(s)]
+    if not facts:
+        return "Recipe: no run finished."
     keys = list(dict.fromkeys(k for f in facts for k in f))
     same = [k for k in keys if all(f.get(k) == facts[0].get(k) for f in facts) and facts[0].get(k) is not None]
     differ = [k for k in keys if not all(f.get(k) == facts[0].get(k) for f in facts)]
