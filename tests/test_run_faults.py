@@ -341,3 +341,20 @@ def test_finite_loss_refuses_to_record_an_epoch_whose_weights_or_statistics_over
     model[0].weight.data[0, 0] = float("nan")
     with pytest.raises(TrainingDiverged, match="running statistics"):
         FiniteLoss().on_train_epoch_end(trainer, model)
+
+
+def test_finite_loss_checks_the_weights_once_per_step_an_evaluated_epochs_end_is_not_checked_again():
+    from types import SimpleNamespace
+
+    from cnnlab.errors import TrainingDiverged
+    from cnnlab.train.engine import FiniteLoss
+
+    trainer = SimpleNamespace(world_size=1, sanity_checking=False, optimizers=[], current_epoch=0, global_step=3)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    check = FiniteLoss()
+    check.on_validation_start(trainer, model)
+    model[0].weight.data[0, 0] = float("nan")  # (no step between evaluation and the epoch's end can do this)
+    check.on_train_epoch_end(trainer, model)   # the same step: already checked, not scanned twice
+    trainer.global_step = 4
+    with pytest.raises(TrainingDiverged, match="running statistics"):
+        check.on_train_epoch_end(trainer, model)

@@ -168,8 +168,15 @@ class FiniteLoss(pl.Callback):
     step of an epoch can overflow them while its loss, computed before that step, was still finite (seen
     on an AMD CPU), and no checkpoint may hold them."""
 
+    checked_step = -1  # the global step whose weights were last checked: an evaluated epoch's end is not checked again
+
     def _check_weights(self, trainer, pl_module) -> None:
-        finite = all(bool(torch.isfinite(t).all()) for t in pl_module.state_dict().values() if t.is_floating_point())
+        if trainer.global_step == self.checked_step:
+            return
+        self.checked_step = trainer.global_step
+        tensors = [t for t in pl_module.state_dict().values() if t.is_floating_point()]
+        # One reduction, one host sync (a sync per tensor would stall a GPU once per parameter).
+        finite = not tensors or bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
         if trainer.world_size > 1:
             finite = not trainer.strategy.reduce_boolean_decision(not finite, all=False)
         if not finite:
