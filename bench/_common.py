@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import platform
+import resource
 import sys
 from pathlib import Path
 
@@ -21,7 +23,16 @@ def shared_data(name: str) -> Path:
     return path
 
 
+def peak_memory_line() -> str:
+    """This process's peak resident memory and its children's (ru_maxrss is KiB on Linux)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2
+    return f"# peak resident memory: {own:.2f} GB" + (f" (largest child process {children:.2f} GB)" if children else "")
+
+
 def header(title: str) -> None:
+    """Print the bench's title and the machine; its peak memory is printed when it exits."""
+    atexit.register(lambda: print(peak_memory_line(), flush=True))
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu x{torch.get_num_threads()} threads"
     print(f"# {title}")
     print(f"# {platform.node()} | {device} | torch {torch.__version__} | python {platform.python_version()}")

@@ -59,7 +59,7 @@ def extraction_speed(cfg: food.FoodConfig, n: int) -> tuple[float, str]:
     images = data.test.x[:n]
     extract_features(net, images[:16], pre, bf16=bf16)  # warm-up: kernel selection, allocations
     started = time.perf_counter()
-    extract_features(net, images, pre, batch_size=cfg.data.eval_batch_size, bf16=bf16)
+    extract_features(net, images, pre, batch_size=food.eval_batch_size(cfg), bf16=bf16)
     return len(images) / (time.perf_counter() - started), "bf16" if bf16 else "fp32"
 
 

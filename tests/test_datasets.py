@@ -65,3 +65,30 @@ def test_data_errors_name_parameters_not_flags():
     flags = [f"{p.name}: {line.strip()}" for p in root.glob("*.py") for line in p.read_text().splitlines()
              if "Error(" in line and re.search(r"--[a-z]", line)]
     assert not flags, flags
+
+
+def test_rows_of_reads_the_images_only_when_used_and_takes_lazily():
+    source = torch.arange(10 * 2).reshape(10, 2)  # 10 "images" of 2 values
+    labels = torch.arange(10) % 2
+    split = Split.rows_of(source, labels)
+    kept, held = hold_out(split, 0.2, seed=0)
+    assert not kept.is_read and not held.is_read  # drawing splits reads nothing
+    part = subset(kept, 4, seed=1)
+    assert not part.is_read and len(part) == 4
+    rows = part.x  # the rows, copied out now: each label still beside its own image
+    assert part.is_read and torch.equal(rows[:, 0] // 2 % 2, part.y)
+    assert not kept.is_read  # reading a part leaves the others as they were
+    assert torch.equal(kept.x[:, 0] // 2 % 2, kept.y) and len(set(kept.x[:, 0].tolist()) & set(held.x[:, 0].tolist())) == 0
+    assert torch.equal(Split.rows_of(source, labels).x, source)  # all rows: the source itself, no copy
+    with pytest.raises(ValueError, match="3 rows of images but 10 labels"):
+        Split.rows_of(source, labels, torch.tensor([0, 1, 2]))
+
+
+def test_food_images_are_not_read_by_loading(tmp_path):
+    food = make_food_tree(tmp_path / "food")
+    built = food101.load(food, num_classes=3, image_size=16, val_fraction=0.25)  # decoded now
+    again = food101.load(food, num_classes=3, image_size=16, val_fraction=0.25)  # from the cache
+    for data in (built, again):
+        assert not any(s.is_read for s in (data.train, data.val, data.test))
+    assert torch.equal(built.train.x, again.train.x) and torch.equal(built.val.y, again.val.y)
+    assert again.train.x.dtype == torch.uint8 and again.train.x.shape[1:] == (3, 16, 16)

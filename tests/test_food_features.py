@@ -91,3 +91,29 @@ def test_features_equal_the_backbone_on_eval_preprocessed_images(tmp_path):
     with torch.no_grad():
         direct = net.eval().forward_features(pre.eval_transform()(data.test.x))
     assert torch.allclose(images, direct, atol=1e-5)
+
+
+def test_cached_features_are_served_without_reading_the_images(tmp_path, extractions):
+    food = make_food_tree(tmp_path / "src")
+    _features(food)  # extracted: the images were read
+    cfg = build(FoodConfig, data_dir=str(food), num_classes=2, input_size=32, precision="32-true")
+    torch.manual_seed(0)
+    net = build_net(cfg, 2)
+    pre = preprocess_for(net.backbone, 32)
+    data = food101.load(food, num_classes=2, image_size=pre.stored_size, interpolation=pre.interpolation)
+    inputs = features_of(net, data, pre, cfg)
+    assert len(extractions) == 2 and not inputs.info["built"]
+    assert not data.train.is_read and not data.test.is_read  # a frozen run from the cache holds no images
+
+
+def test_evaluation_batch_is_small_for_images_on_a_cpu_and_a_set_value_is_kept(monkeypatch):
+    from cnnlab.experiments import food as food_module
+    from cnnlab.train import transfer
+
+    cfg = build(FoodConfig)
+    monkeypatch.setattr(transfer, "uses_cuda", lambda accelerator="auto": False)
+    assert food_module.eval_batch_size(cfg) == 16 and food_module.eval_batch_size(cfg, on_features=True) == 1024
+    monkeypatch.setattr(transfer, "uses_cuda", lambda accelerator="auto": True)
+    assert food_module.eval_batch_size(cfg) == 256
+    assert food_module.phase(cfg).eval_batch_size == 256 and food_module.phase(cfg, True).eval_batch_size == 1024
+    assert food_module.eval_batch_size(build(FoodConfig, eval_batch_size=40), on_features=True) == 40

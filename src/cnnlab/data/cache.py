@@ -36,20 +36,26 @@ def fingerprint(source: Path, *extra: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def cached_tensors(kind: str, source: Path, build: Callable[[], dict[str, Any]], *extra: Any) -> dict[str, Any]:
+def cached_tensors(kind: str, source: Path, build: Callable[[], dict[str, Any]], *extra: Any,
+                   mmap: bool = False) -> dict[str, Any]:
     """Load ``<cache>/<kind>-<fingerprint>.pt``, or call ``build()`` and save its dict of tensors.
 
-    The file is read with ``weights_only=True``: a cache file is data, never code.
+    The file is read with ``weights_only=True``: a cache file is data, never code. With ``mmap`` its
+    tensors are memory-mapped (copy-on-write): their pages are read from disk when first touched, so
+    tensors never touched cost no memory; a cache built now is returned as built (in memory).
     """
     path = cache_root() / f"{kind}-{fingerprint(source, *extra)}.pt"
     if path.is_file():
         try:
-            return torch.load(path, weights_only=True)
+            return torch.load(path, weights_only=True, mmap=mmap)
         except Exception:
             path.unlink(missing_ok=True)  # a cache file that cannot be read is rebuilt, not trusted
     files.remove_leftovers(path.parent, (files.TMP_MARK, ".partial-"))  # of killed writers and extractions
     data = build()
     files.torch_save(data, path)
+    if mmap:  # what was built is let go for the mapped file: untouched pages then cost no memory
+        del data
+        return torch.load(path, weights_only=True, mmap=True)
     return data
 
 

@@ -206,8 +206,9 @@ def _decoded_split(root: Path, split: str, classes: list[str], per_class_limit: 
         return {"x": decode_images(paths, size, interpolation), "y": torch.tensor(labels, dtype=torch.int64)}
 
     limit = effective_limit(root, classes, per_class_limit, (split,))
-    data = cached_tensors("food101", root, build, split, tuple(classes), limit, size, interpolation)
-    return Split(data["x"], data["y"])
+    # Memory-mapped, its images read when first used: a frozen backbone with cached features never does.
+    data = cached_tensors("food101", root, build, split, tuple(classes), limit, size, interpolation, mmap=True)
+    return Split.rows_of(data["x"], data["y"])
 
 
 def load(data_dir: str | Path | None = None, data_root: str | Path | None = None, *,

@@ -21,19 +21,56 @@ from cnnlab.data.loader import class_balanced_indices, split_balanced
 EVAL_SEED = 0
 
 
-@dataclass(frozen=True)
 class Split:
     """One split: images ``x`` (N, C, H, W), uint8 0..255 as loaded (float in [0, 1] once scaled), and
-    labels ``y`` (N,) int64 indices into the dataset's classes."""
+    labels ``y`` (N,) int64 indices into the dataset's classes.
 
-    x: torch.Tensor
-    y: torch.Tensor
+    ``Split.rows_of(source, y, index)`` is a split whose images are rows ``index`` of a larger tensor,
+    copied out only when ``x`` is first read (and ``take`` of it stays lazy): with ``source`` a
+    memory-mapped cache file, a run that never reads the images (a frozen backbone whose features are
+    cached) never holds them in memory.
+    """
+
+    __slots__ = ("_x", "_source", "_index", "y")
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self._x, self._source, self._index, self.y = x, None, None, y
+
+    @classmethod
+    def rows_of(cls, source: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None = None) -> "Split":
+        """Rows ``index`` of ``source`` (all of them, ``source`` itself, when None) with labels ``y``
+        (already those rows' labels), read on first use of ``x``.
+
+        Raises:
+            ValueError: ``y`` and the rows differ in length.
+        """
+        rows = len(source) if index is None else len(index)
+        if rows != len(y):
+            raise ValueError(f"{rows} rows of images but {len(y)} labels")
+        split = cls.__new__(cls)
+        split._x, split._source, split._index, split.y = None, source, index, y
+        return split
+
+    @property
+    def x(self) -> torch.Tensor:
+        if self._x is None:
+            self._x = self._source if self._index is None else self._source[self._index]
+            self._source = self._index = None  # the larger tensor is let go once its rows are copied out
+        return self._x
+
+    @property
+    def is_read(self) -> bool:
+        """Whether the images are in memory (always, unless made by ``rows_of`` and ``x`` not yet read)."""
+        return self._x is not None
 
     def __len__(self) -> int:
         return len(self.y)
 
     def take(self, index: torch.Tensor) -> "Split":
-        return Split(self.x[index], self.y[index])
+        if self._x is None:  # stays lazy: rows of the same source
+            rows = index if self._index is None else self._index[index]
+            return Split.rows_of(self._source, self.y[index], rows)
+        return Split(self._x[index], self.y[index])
 
 
 @dataclass(frozen=True)

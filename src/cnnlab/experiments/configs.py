@@ -177,14 +177,16 @@ class FoodData:
     val_fraction: float = field(0.1, "class-balanced fraction of train held out as val, which picks best.ckpt and "
                                      "the best configuration (0: none, the test split picks them: optimistic)")
     input_size: int = field(0, "side of the square the backbone sees, px (0: the backbone's own, from timm)")
-    eval_batch_size: int = field(128, "images per batch when evaluating or extracting features")
+    eval_batch_size: int = field(0, "images (or cached feature vectors) per batch when evaluating or extracting "
+                                    "features (0: 16 images on a CPU, where small batches are faster and lighter, 256 "
+                                    "on a GPU, 1024 feature vectors; bench/eval_batch.py --backbones measures it)")
     eval_seed: int = field(0, "seed of the val split held out of train: the same images for every run's seed")
 
     def __post_init__(self) -> None:
         at_least(self.num_classes, 0, "data.num_classes")
         at_least(self.per_class_limit, 0, "data.per_class_limit")
         at_least(self.train_per_class, 0, "data.train_per_class")
-        at_least(self.eval_batch_size, 1, "data.eval_batch_size")
+        at_least(self.eval_batch_size, 0, "data.eval_batch_size")
         a_fraction(self.val_fraction, "data.val_fraction")
 
 

@@ -124,10 +124,22 @@ def eval_split(cfg: FoodConfig) -> str:
     return "val" if cfg.data.val_fraction > 0 else "test"
 
 
-def phase(cfg: FoodConfig, **changes: Any) -> Phase:
-    """How a phase of ``cfg`` trains; ``changes`` replace fields of its optimisation."""
+def eval_batch_size(cfg: FoodConfig, on_features: bool = False) -> int:
+    """``data.eval_batch_size``, or when 0: 1024 for pooled feature vectors; for images 16 on a CPU, where
+    small batches run faster and hold a fraction of a large one's activations (bench/eval_batch.py
+    --backbones measures both), 256 on a GPU."""
+    if cfg.data.eval_batch_size:
+        return cfg.data.eval_batch_size
+    if on_features:
+        return 1024
+    return 256 if run_device(cfg.hardware).type == "cuda" else 16
+
+
+def phase(cfg: FoodConfig, on_features: bool = False, **changes: Any) -> Phase:
+    """How a phase of ``cfg`` trains (on cached features or on images); ``changes`` replace fields of its
+    optimisation."""
     return Phase(dataclasses.replace(cfg.optim, **changes), cfg.run, cfg.hardware, eval_split(cfg),
-                 cfg.data.eval_batch_size, cfgmod.to_dict(cfg))
+                 eval_batch_size(cfg, on_features), cfgmod.to_dict(cfg))
 
 
 def features_of(net: TransferNet, data: Dataset, pre: Preprocess, cfg: FoodConfig) -> Inputs:
@@ -135,7 +147,7 @@ def features_of(net: TransferNet, data: Dataset, pre: Preprocess, cfg: FoodConfi
     drawn_by = (cfg.data.val_fraction, cfg.data.eval_seed) if data.val is not None else None
     train_draw = (cfg.data.train_per_class, cfg.run.seed) if cfg.data.train_per_class else ()
     limit = food101.effective_limit(data.source, list(data.classes), cfg.data.per_class_limit)
-    return feature_inputs(net, data, pre, cfg.hardware, batch_size=cfg.data.eval_batch_size,
+    return feature_inputs(net, data, pre, cfg.hardware, batch_size=eval_batch_size(cfg),
                           selection=(limit, drawn_by), train_selection=train_draw)
 
 
@@ -149,7 +161,7 @@ def train_frozen(net: TransferNet, data: Dataset, pre: Preprocess, cfg: FoodConf
     if cfg.hardware.precision == "auto":  # tiny matmuls on cached features: bf16 would cost accuracy, buy no speed
         cfg = dataclasses.replace(cfg, hardware=dataclasses.replace(cfg.hardware, precision="32-true"))
     with cpu_threads(1 if run_device(cfg.hardware).type == "cpu" else 0):
-        outcome = fit_phase(head, inputs, phase(cfg), run_dir, "frozen (cached features)")
+        outcome = fit_phase(head, inputs, phase(cfg, on_features=True), run_dir, "frozen (cached features)")
     outcome.feature_info = inputs.info
     return outcome
 
@@ -186,7 +198,7 @@ def scored(model: torch.nn.Module, inputs: Inputs, cfg: FoodConfig, split: str) 
     on_features = inputs.kind == "features"
     precision = "32-true" if on_features else resolve_precision(cfg.hardware.precision, cfg.hardware.accelerator)
     model = model.to(run_device(cfg.hardware))
-    return predict_logits(model, inputs.loader(split, cfg.data.eval_batch_size), precision=precision)
+    return predict_logits(model, inputs.loader(split, eval_batch_size(cfg, on_features)), precision=precision)
 
 
 def logged_train_acc(run_dir: Path, best_epoch: int) -> float:

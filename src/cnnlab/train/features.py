@@ -18,6 +18,7 @@ import torch
 
 from cnnlab.data.cache import cached_tensors
 from cnnlab.data.preprocess import Preprocess
+from cnnlab.data.splits import Split
 from cnnlab.models.backbones import backbone_identity, weights_digest
 from cnnlab.models.transfer import TransferNet
 from cnnlab.train.inference import in_batches, run_batches
@@ -35,18 +36,19 @@ def extract_features(net: TransferNet, images: torch.Tensor, pre: Preprocess, *,
                        empty=(0, net.num_features))
 
 
-def cached_features(net: TransferNet, images: torch.Tensor, pre: Preprocess, *, source: Path, split: str,
+def cached_features(net: TransferNet, images: Split, pre: Preprocess, *, source: Path, split: str,
                     key: tuple, bf16: bool = False, batch_size: int = 64, kind: str = "features",
                     device: torch.device | None = None) -> tuple[torch.Tensor, dict]:
-    """(features (N, F), info) from the cache, or extracted now; ``key`` names what ``images`` are
-    (split, classes, limit): the data source's fingerprint is added by the cache itself. ``info``: whether
-    they were extracted now (``built``) and the seconds the extraction took, now or when it was cached."""
+    """(features (N, F), info) from the cache, or extracted now from the images of ``images``, which are
+    read only then (see ``Split.rows_of``); ``key`` names what they are (split, classes, limit): the data
+    source's fingerprint is added by the cache itself. ``info``: whether they were extracted now
+    (``built``) and the seconds the extraction took, now or when it was cached."""
     info = {"built": False, "seconds": 0.0, "images_per_s": None}
 
     def build() -> dict[str, torch.Tensor]:
         print(f"cnnlab: extracting {split} features of {len(images)} images (once; cached)", file=sys.stderr)
         started = time.perf_counter()
-        features = extract_features(net, images, pre, batch_size=batch_size, bf16=bf16, device=device)
+        features = extract_features(net, images.x, pre, batch_size=batch_size, bf16=bf16, device=device)
         info.update(built=True, seconds=time.perf_counter() - started)
         info["images_per_s"] = len(images) / max(info["seconds"], 1e-9)
         return {"features": features, "seconds": torch.tensor(info["seconds"], dtype=torch.float64)}

@@ -78,7 +78,7 @@ def feature_inputs(net: TransferNet, data: Dataset, pre: Preprocess, hardware: H
     splits = {"train": data.train, "test": data.test, **({"val": data.val} if data.val is not None else {})}
     for split, part in splits.items():
         key = (split, tuple(data.classes), *selection, *(train_selection if split == "train" else ()))
-        features, built = cached_features(net, part.x, pre, source=data.source, split=split, key=key,
+        features, built = cached_features(net, part, pre, source=data.source, split=split, key=key,
                                           bf16=bf16, batch_size=batch_size, kind="food-features",
                                           device=device)
         tensors[split] = (features, part.y)
