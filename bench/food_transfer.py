@@ -71,7 +71,7 @@ def logistic_regression(cfg: food.FoodConfig) -> tuple[float, float]:
     data = food.load_data(cfg, pre)
     net = food.build_net(cfg, len(data.classes))
     inputs = food.features_of(net, data, pre, cfg)  # the very features the frozen heads trained from
-    (x_train, y_train), (x_test, y_test) = inputs.tensors["train"], inputs.tensors["test"]
+    (x_train, y_train), (x_test, y_test) = [(inputs.splits[s].x, inputs.splits[s].y) for s in ("train", "test")]
     started = time.perf_counter()
     model = LogisticRegression(max_iter=3000).fit(x_train.numpy(), y_train.numpy())
     return float(model.score(x_test.numpy(), y_test.numpy())), time.perf_counter() - started

@@ -92,3 +92,19 @@ def test_food_images_are_not_read_by_loading(tmp_path):
         assert not any(s.is_read for s in (data.train, data.val, data.test))
     assert torch.equal(built.train.x, again.train.x) and torch.equal(built.val.y, again.val.y)
     assert again.train.x.dtype == torch.uint8 and again.train.x.shape[1:] == (3, 16, 16)
+
+
+def test_loaders_and_extraction_read_a_lazy_split_a_batch_at_a_time():
+    from cnnlab.data.loader import TensorLoader
+    from cnnlab.train.inference import in_batches
+
+    split = Split.rows_of(torch.arange(20).reshape(10, 2), torch.arange(10)).take(torch.tensor([7, 2, 5]))
+    source, rows = split.rows()
+    batches = list(TensorLoader(source, split.y, 2, rows=rows))
+    assert [x[:, 0].tolist() for x, _ in batches] == [[14, 4], [10]]
+    assert [y.tolist() for _, y in batches] == [[7, 2], [5]]  # each label beside its own image
+    assert [x[:, 0].tolist() for x in in_batches(source, 2, rows=rows)] == [[14, 4], [10]]
+    assert not split.is_read  # nothing was copied out whole
+    assert sorted(y for _, ys in TensorLoader(source, split.y, 2, rows=rows, shuffle=True) for y in ys.tolist()) == [2, 5, 7]
+    with pytest.raises(ValueError, match="3 rows but y has 2"):
+        TensorLoader(source, split.y[:2], 2, rows=rows)

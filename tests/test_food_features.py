@@ -27,7 +27,7 @@ def extractions(monkeypatch):
     real = features_module.extract_features
 
     def counting(net, images, pre, **kwargs):
-        calls.append(len(images))
+        calls.append(len(images) if kwargs.get("rows") is None else len(kwargs["rows"]))
         return real(net, images, pre, **kwargs)
 
     monkeypatch.setattr(features_module, "extract_features", counting)
@@ -50,8 +50,8 @@ def test_cache_reused_when_nothing_changed(tmp_path, extractions):
     assert len(extractions) == 2 and first.info["built"]  # train and test
     _, again = _features(food, head="mlp:8", lr=0.5)  # the head and its training do not matter
     assert len(extractions) == 2 and not again.info["built"]
-    assert torch.equal(first.tensors["train"][0], again.tensors["train"][0])
-    assert first.tensors["train"][0].shape == (8, 1280)
+    assert torch.equal(first.splits["train"].x, again.splits["train"].x)
+    assert first.splits["train"].x.shape == (8, 1280)
 
 
 @pytest.mark.parametrize("change", [{"backbone": "test-resnet10t"}, {"input_size": 48}, "weights", "timm"])
@@ -85,7 +85,7 @@ def test_cache_rebuilt_when_backbone_weights_or_transform_change(tmp_path, extra
 def test_features_equal_the_backbone_on_eval_preprocessed_images(tmp_path):
     food = make_food_tree(tmp_path / "src")
     net, inputs = _features(food)
-    images, _ = inputs.tensors["test"]
+    images = inputs.splits["test"].x
     pre = preprocess_for(net.backbone, 32)
     data = food101.load(food, num_classes=2, image_size=pre.stored_size)
     with torch.no_grad():

@@ -27,6 +27,7 @@ from cnnlab.errors import ConfigError, TrainingDiverged
 from cnnlab.experiments.common import preset_path, trained
 from cnnlab.experiments.configs import CompareOptions, LabConfig, SeededCompareOptions
 from cnnlab.paths import runs_root
+from cnnlab.train.engine import release_memory
 
 SECTIONS = ("cifar", "food", "notmnist", "report", "submission")
 COMPARE_KEYS = {"cifar": ("preset", "seeds", "overrides"), "food": ("preset", "overrides", "sweep")}
@@ -70,6 +71,7 @@ class StepClock:
         try:
             yield
         finally:
+            release_memory()
             seconds, peak = time.perf_counter() - started, peak_rss_gb()
             self.steps.append((name, seconds, peak))
             print(f"cnnlab lab: {name} took {seconds / 60:.1f} min; peak memory so far {peak:.2f} GB",

@@ -49,17 +49,22 @@ class EpochShuffle:
 
 
 class TensorLoader:
+    """``(x, y)`` batches of ``batch_size`` rows of ``x`` (N, ...) and ``y`` (N,); with ``rows``, of
+    ``x[rows]`` and ``y`` (len(rows),) without copying those rows out first (see ``Split.rows``)."""
+
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = False,
                  drop_last: bool = False, transform: BatchTransform | None = None, seed: int = 0,
-                 rank: int = 0, world_size: int = 1, alternating_flips: bool = False):
-        if len(x) != len(y):
-            raise ValueError(f"x has {len(x)} rows but y has {len(y)}")
-        self.x, self.y = x, y
+                 rank: int = 0, world_size: int = 1, alternating_flips: bool = False,
+                 rows: torch.Tensor | None = None):
+        n = len(x) if rows is None else len(rows)
+        if n != len(y):
+            raise ValueError(f"x has {n} rows but y has {len(y)}")
+        self.x, self.y, self.rows = x, y, rows
         self.batch_size, self.drop_last, self.transform = batch_size, drop_last, transform
-        self.sampler = EpochShuffle(len(x), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
+        self.sampler = EpochShuffle(n, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
         self.batch_sampler = None  # Lightning inspects both, as on a torch DataLoader
         # The same draw on every rank: an image's side depends on its index, not on the shard.
-        self.flipped_first = (torch.rand(len(x), generator=torch.Generator().manual_seed(seed * 7_919 + 1))
+        self.flipped_first = (torch.rand(n, generator=torch.Generator().manual_seed(seed * 7_919 + 1))
                               < 0.5) if alternating_flips else None
 
     def set_epoch(self, epoch: int) -> None:
@@ -81,7 +86,7 @@ class TensorLoader:
             idx = order[start:start + self.batch_size]
             if self.drop_last and len(idx) < self.batch_size:
                 break
-            x = self.x[idx]
+            x = self.x[idx if self.rows is None else self.rows[idx]]
             if self.flipped_first is not None:
                 flip = self.flipped_first[idx] ^ bool(epoch % 2)
                 x = torch.where(flip[:, None, None, None], x.flip(3), x)

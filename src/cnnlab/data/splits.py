@@ -58,6 +58,13 @@ class Split:
             self._source = self._index = None  # the larger tensor is let go once its rows are copied out
         return self._x
 
+    def rows(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(tensor, index): the tensor holding this split's images and which of its rows they are (None:
+        all of them), without copying anything out: loaders and extraction read batches of rows from it."""
+        if self._x is not None:
+            return self._x, None
+        return self._source, self._index
+
     @property
     def is_read(self) -> bool:
         """Whether the images are in memory (always, unless made by ``rows_of`` and ``x`` not yet read)."""

@@ -18,7 +18,7 @@ from cnnlab import files
 from cnnlab.runs import (DATA_FINGERPRINT, environment, is_diverged, is_finished, new_run_dir, read_summary,
                          recorded_fingerprint, write_summary)
 from cnnlab.train.checkpoint import read_checkpoint, recorded_state
-from cnnlab.train.engine import check_hardware, child_of_launcher
+from cnnlab.train.engine import check_hardware, child_of_launcher, release_memory
 from cnnlab.experiments.configs import name_of, run_name
 from cnnlab.train.options import RunOptions
 
@@ -190,6 +190,8 @@ def run_or_reuse(exercise: str, cfg: Any, train: Callable[[Any], Path],
     except TrainingDiverged as e:
         print(f"cnnlab: {name_of(cfg)}: {e}", file=sys.stderr)
         run_dir = e.run_dir
+    finally:
+        release_memory()  # what this run freed, before the next one allocates its own
     return read_summary(run_dir)
 
 

@@ -302,7 +302,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str = "", d
     load_model_weights(model, best)
     inputs = features_of(net, data, pre, cfg) if head_only else image_inputs(data, pre)
     scores = classification_scores(*scored(model, inputs, cfg, split), data.classes)
-    return {"split": split, "images": len(inputs.tensors[split][1]), "top1": scores["top1"], "top5": scores["top5"],
+    return {"split": split, "images": len(inputs.splits[split]), "top1": scores["top1"], "top5": scores["top5"],
             "per_class": scores["per_class"]}
 
 

@@ -344,6 +344,22 @@ def cpu_threads(threads: int):
         torch.set_num_threads(before)
 
 
+def release_memory() -> None:
+    """Hand back to the OS the memory that freed tensors left in the C allocator's arenas (glibc's
+    ``malloc_trim``; a no-op where there is none). Tensors under its mmap threshold come from arenas that
+    glibc keeps after they are freed: after one training run, most of its batches and activations. Called
+    between the runs of a comparison and the steps of the lab, whose peak memory would otherwise carry
+    what earlier runs left (the note of issue 13 has the measurement)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl, Windows): nothing to trim this way
+        pass
+
+
 def child_of_launcher() -> bool:
     """True inside a process that Lightning's DDP launcher started (it re-runs our command)."""
     return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"

@@ -29,18 +29,20 @@ def default_device() -> torch.device:
 
 
 def extract_features(net: TransferNet, images: torch.Tensor, pre: Preprocess, *, batch_size: int = 64,
-                     bf16: bool = False, device: torch.device | None = None) -> torch.Tensor:
-    """uint8 images (N, 3, S, S) -> pooled features (N, F) float32: eval preprocessing, eval mode."""
+                     bf16: bool = False, device: torch.device | None = None,
+                     rows: torch.Tensor | None = None) -> torch.Tensor:
+    """uint8 images (N, 3, S, S), or their rows ``rows`` read a batch at a time, -> pooled features
+    (N or len(rows), F) float32: eval preprocessing, eval mode."""
     net.to(device or default_device())
-    return run_batches(net, net.forward_features, in_batches(images, batch_size, pre.eval_transform()), bf16=bf16,
-                       empty=(0, net.num_features))
+    batches = in_batches(images, batch_size, pre.eval_transform(), rows=rows)
+    return run_batches(net, net.forward_features, batches, bf16=bf16, empty=(0, net.num_features))
 
 
 def cached_features(net: TransferNet, images: Split, pre: Preprocess, *, source: Path, split: str,
                     key: tuple, bf16: bool = False, batch_size: int = 64, kind: str = "features",
                     device: torch.device | None = None) -> tuple[torch.Tensor, dict]:
     """(features (N, F), info) from the cache, or extracted now from the images of ``images``, which are
-    read only then (see ``Split.rows_of``); ``key`` names what they are (split, classes, limit): the data
+    read only then, a batch at a time (see ``Split.rows``); ``key`` names what they are (split, classes, limit): the data
     source's fingerprint is added by the cache itself. ``info``: whether they were extracted now
     (``built``) and the seconds the extraction took, now or when it was cached."""
     info = {"built": False, "seconds": 0.0, "images_per_s": None}
@@ -48,7 +50,8 @@ def cached_features(net: TransferNet, images: Split, pre: Preprocess, *, source:
     def build() -> dict[str, torch.Tensor]:
         print(f"cnnlab: extracting {split} features of {len(images)} images (once; cached)", file=sys.stderr)
         started = time.perf_counter()
-        features = extract_features(net, images.x, pre, batch_size=batch_size, bf16=bf16, device=device)
+        source, rows = images.rows()  # read a batch at a time: the split's images are never copied out whole
+        features = extract_features(net, source, pre, batch_size=batch_size, bf16=bf16, device=device, rows=rows)
         info.update(built=True, seconds=time.perf_counter() - started)
         info["images_per_s"] = len(images) / max(info["seconds"], 1e-9)
         return {"features": features, "seconds": torch.tensor(info["seconds"], dtype=torch.float64)}

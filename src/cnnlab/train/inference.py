@@ -29,8 +29,10 @@ def run_batches(model: nn.Module, fn: Callable[[torch.Tensor], torch.Tensor], ba
     return torch.cat(outs) if outs else torch.empty(empty)
 
 
-def in_batches(x: torch.Tensor, batch_size: int, transform: Callable | None = None) -> Iterable[torch.Tensor]:
-    """``x`` in consecutive batches of ``batch_size``, each through ``transform`` when given."""
-    for start in range(0, len(x), batch_size):
-        batch = x[start:start + batch_size]
+def in_batches(x: torch.Tensor, batch_size: int, transform: Callable | None = None,
+               rows: torch.Tensor | None = None) -> Iterable[torch.Tensor]:
+    """``x`` (or its rows ``rows``, read a batch at a time) in consecutive batches of ``batch_size``, each
+    through ``transform`` when given."""
+    for start in range(0, len(x) if rows is None else len(rows), batch_size):
+        batch = x[start:start + batch_size] if rows is None else x[rows[start:start + batch_size]]
         yield transform(batch) if transform is not None else batch

@@ -21,7 +21,7 @@ from torch import nn
 
 from cnnlab.data.loader import TensorLoader
 from cnnlab.data.preprocess import Preprocess
-from cnnlab.data.splits import Dataset
+from cnnlab.data.splits import Dataset, Split
 from cnnlab.models.transfer import TransferNet
 from cnnlab.train.checkpoint import read_rows, write_rows
 from cnnlab.train.classifier import ClassifierModule
@@ -36,20 +36,23 @@ from cnnlab.train.options import ClassifierOptim, Hardware, RunOptions
 
 @dataclass
 class Inputs:
-    """Per split, the tensors a loader serves, and the batch transforms for training and evaluation."""
+    """Per split, what a loader serves (images, or cached features (N, F), with their labels), and the
+    batch transforms for training and evaluation."""
 
-    tensors: dict[str, tuple[Any, Any]]  # split -> (x, y)
+    splits: dict[str, Split]
     train_transform: Callable | None = None
     eval_transform: Callable | None = None
     kind: str = "images"  # or "features"
     info: dict[str, Any] = field(default_factory=dict)
 
     def loader(self, split: str, batch_size: int, *, train: bool = False, seed: int = 0) -> TensorLoader:
-        x, y = self.tensors[split]
+        """Batches of ``split``, read from its images' rows as they are needed (never copied out whole)."""
+        part = self.splits[split]
+        x, rows = part.rows()
         if train:
-            return TensorLoader(x, y, batch_size, shuffle=True, drop_last=len(x) > batch_size,
-                                transform=self.train_transform, seed=seed)
-        return TensorLoader(x, y, batch_size, transform=self.eval_transform)
+            return TensorLoader(x, part.y, batch_size, shuffle=True, drop_last=len(part) > batch_size,
+                                transform=self.train_transform, seed=seed, rows=rows)
+        return TensorLoader(x, part.y, batch_size, transform=self.eval_transform, rows=rows)
 
 
 def run_device(hardware: Hardware) -> torch.device:
@@ -59,10 +62,8 @@ def run_device(hardware: Hardware) -> torch.device:
 
 def image_inputs(data: Dataset, pre: Preprocess) -> Inputs:
     """Each split's uint8 images, with the backbone's train (augmenting) and eval transforms."""
-    tensors = {"train": (data.train.x, data.train.y), "test": (data.test.x, data.test.y)}
-    if data.val is not None:
-        tensors["val"] = (data.val.x, data.val.y)
-    return Inputs(tensors, pre.train_transform(), pre.eval_transform(), "images")
+    splits = {"train": data.train, "test": data.test, **({"val": data.val} if data.val is not None else {})}
+    return Inputs(splits, pre.train_transform(), pre.eval_transform(), "images")
 
 
 def feature_inputs(net: TransferNet, data: Dataset, pre: Preprocess, hardware: Hardware, *,
@@ -74,18 +75,18 @@ def feature_inputs(net: TransferNet, data: Dataset, pre: Preprocess, hardware: H
     another draw are never served and val and test features serve every training size."""
     bf16 = resolve_precision(hardware.precision, hardware.accelerator).startswith("bf16")
     device = run_device(hardware)
-    tensors, info = {}, {"built": False, "seconds": 0.0, "images_per_s": None}
+    features_of, info = {}, {"built": False, "seconds": 0.0, "images_per_s": None}
     splits = {"train": data.train, "test": data.test, **({"val": data.val} if data.val is not None else {})}
     for split, part in splits.items():
         key = (split, tuple(data.classes), *selection, *(train_selection if split == "train" else ()))
         features, built = cached_features(net, part, pre, source=data.source, split=split, key=key,
                                           bf16=bf16, batch_size=batch_size, kind="food-features",
                                           device=device)
-        tensors[split] = (features, part.y)
+        features_of[split] = Split(features, part.y)
         info.update(built=info["built"] or built["built"], seconds=info["seconds"] + built["seconds"])
     if info["seconds"]:
         info["images_per_s"] = sum(len(p) for p in splits.values()) / max(info["seconds"], 1e-9)
-    return Inputs(tensors, kind="features", info=info)
+    return Inputs(features_of, kind="features", info=info)
 
 
 # ---- one phase of training ------------------------------------------------------------------------
