@@ -24,9 +24,10 @@ def shared_data(name: str) -> Path:
 
 
 def peak_memory_line() -> str:
-    """This process's peak resident memory and its children's (ru_maxrss is KiB on Linux)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2
+    """This process's peak resident memory and its largest child's, in GB of 10^9 bytes as ``cnnlab lab``
+    prints them (ru_maxrss is KiB on Linux)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / 1e9
     return f"# peak resident memory: {own:.2f} GB" + (f" (largest child process {children:.2f} GB)" if children else "")
 
 

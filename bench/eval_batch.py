@@ -44,7 +44,11 @@ def resident_gb() -> float:
 
 
 def with_peak(fn, *args) -> tuple[float, float]:
-    """(``fn(*args)``, the most resident memory it added above what was resident before, GB)."""
+    """(``fn(*args)``, the most resident memory it added above what was resident before, GB; on a GPU,
+    the host's). What earlier passes freed is handed back to the OS first, or it would absorb this one's."""
+    from cnnlab.train.engine import release_memory
+
+    release_memory()
     base, peak, done = resident_gb(), [0.0], threading.Event()
 
     def sample() -> None:
@@ -81,8 +85,8 @@ def backbones(names: list[str], sizes: list[int], images: int, device: torch.dev
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", type=int, default=4096)
-    ap.add_argument("--sizes", default="1024,256,128,64")
+    ap.add_argument("--images", type=int, default=None, help="images timed (default 4096; 512 with --backbones)")
+    ap.add_argument("--sizes", default=None, help="batch sizes (default 1024,256,128,64; 128,64,32,16 with --backbones)")
     ap.add_argument("--archs", default=",".join(list_models()))
     ap.add_argument("--backbones", default="", help="Food-101 backbones instead of the CIFAR architectures "
                                                     "(default --images 512, --sizes 128,64,32,16)")
@@ -90,13 +94,15 @@ def main() -> None:
     device = torch.device("cuda" if uses_cuda() else "cpu")
     bf16 = resolve_precision("auto").startswith("bf16")  # cnnlab's choice here; anything else is timed in fp32
     if args.backbones:
-        sizes = [int(s) for s in (args.sizes if args.sizes != "1024,256,128,64" else "128,64,32,16").split(",")]
-        images = args.images if args.images != 4096 else 512
+        sizes = [int(s) for s in (args.sizes or "128,64,32,16").split(",")]
+        images = args.images or 512
         _common.header(f"backbone evaluation images/s by batch size, {images} images, "
-                       f"{'bf16 autocast' if bf16 else 'fp32'}, {_common.cpu_model()}")
+                       f"{'bf16 autocast' if bf16 else 'fp32'}, {_common.cpu_model()}"
+                       + ("; +GB: host memory" if device.type == "cuda" else ""))
         backbones(args.backbones.split(","), sizes, images, device, bf16)
         return
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in (args.sizes or "1024,256,128,64").split(",")]
+    args.images = args.images or 4096
     _common.header(f"evaluation images/s by batch size, {args.images} images, {'bf16 autocast' if bf16 else 'fp32'}, "
                    f"{_common.cpu_model()}")
     print(f"{'arch':<14}" + "".join(f"{f'batch {s}':>12}" for s in sizes) + "   fastest")

@@ -56,7 +56,7 @@ def extraction_speed(cfg: food.FoodConfig, n: int) -> tuple[float, str]:
     net = food.build_net(cfg, len(data.classes))
     freeze(net.backbone)
     bf16 = resolve_precision(cfg.hardware.precision, cfg.hardware.accelerator).startswith("bf16")
-    images = data.test.x[:n]
+    images = data.test.take(torch.arange(min(n, len(data.test)))).x  # n images read, not the split
     extract_features(net, images[:16], pre, bf16=bf16)  # warm-up: kernel selection, allocations
     started = time.perf_counter()
     extract_features(net, images, pre, batch_size=food.eval_batch_size(cfg), bf16=bf16)

@@ -79,17 +79,26 @@ def test_rows_of_reads_the_images_only_when_used_and_takes_lazily():
     assert part.is_read and torch.equal(rows[:, 0] // 2 % 2, part.y)
     assert not kept.is_read  # reading a part leaves the others as they were
     assert torch.equal(kept.x[:, 0] // 2 % 2, kept.y) and len(set(kept.x[:, 0].tolist()) & set(held.x[:, 0].tolist())) == 0
-    assert torch.equal(Split.rows_of(source, labels).x, source)  # all rows: the source itself, no copy
+    assert Split.rows_of(source, labels).x is source  # all rows: the source itself, no copy
+    assert torch.equal(split.take(labels == 1).x, source[1::2])  # a boolean mask takes those rows
     with pytest.raises(ValueError, match="3 rows of images but 10 labels"):
         Split.rows_of(source, labels, torch.tensor([0, 1, 2]))
 
 
-def test_food_images_are_not_read_by_loading(tmp_path):
+def test_food_images_are_not_read_by_loading(tmp_path, monkeypatch):
+    real_load, mapped = torch.load, []
+
+    def recording_load(*args, **kwargs):
+        mapped.append(kwargs.get("mmap", False))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", recording_load)
     food = make_food_tree(tmp_path / "food")
     built = food101.load(food, num_classes=3, image_size=16, val_fraction=0.25)  # decoded now
     again = food101.load(food, num_classes=3, image_size=16, val_fraction=0.25)  # from the cache
     for data in (built, again):
         assert not any(s.is_read for s in (data.train, data.val, data.test))
+    assert mapped and all(mapped)  # every cache file, built now or found, is read memory-mapped
     assert torch.equal(built.train.x, again.train.x) and torch.equal(built.val.y, again.val.y)
     assert again.train.x.dtype == torch.uint8 and again.train.x.shape[1:] == (3, 16, 16)
 

@@ -358,3 +358,16 @@ def test_finite_loss_checks_the_weights_once_per_step_an_evaluated_epochs_end_is
     trainer.global_step = 4
     with pytest.raises(TrainingDiverged, match="running statistics"):
         check.on_train_epoch_end(trainer, model)
+
+
+def test_the_interrupt_message_names_the_epoch_that_last_ckpt_holds(tmp_path):
+    # A Ctrl-C can land after last.ckpt is renamed into place and before the callback notes it: the
+    # message then reads the file, not the callback (this once said "holds epoch 4" of a file holding 5).
+    from cnnlab.train.engine import epoch_held
+
+    last = tmp_path / "last.ckpt"
+    assert epoch_held(last) == 0  # no file: nothing to resume
+    torch.save({"callbacks": {"EpochRecord": {"last_epoch": 5}}}, last)
+    assert epoch_held(last) == 5
+    last.write_bytes(last.read_bytes()[:40])  # truncated
+    assert epoch_held(last) == 0

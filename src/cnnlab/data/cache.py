@@ -42,7 +42,7 @@ def cached_tensors(kind: str, source: Path, build: Callable[[], dict[str, Any]],
 
     The file is read with ``weights_only=True``: a cache file is data, never code. With ``mmap`` its
     tensors are memory-mapped (copy-on-write): their pages are read from disk when first touched, so
-    tensors never touched cost no memory; a cache built now is returned as built (in memory).
+    tensors never touched cost no memory; a cache built now is saved, let go and returned mapped too.
     """
     path = cache_root() / f"{kind}-{fingerprint(source, *extra)}.pt"
     if path.is_file():

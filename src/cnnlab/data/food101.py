@@ -16,7 +16,8 @@ eval preprocessing and a random crop gives train-time augmentation, both on whol
 
     from cnnlab.data import food101
     data = food101.load("../shared/data/food-101-first10.tar", num_classes=10, image_size=256)
-    data.train.x.shape  # (3750, 3, 256, 256) uint8
+    len(data.train), data.classes  # nothing read yet: images are read from the cache when first used
+    data.train.x.shape              # (3750, 3, 256, 256) uint8, read now
 """
 
 from __future__ import annotations

@@ -26,9 +26,10 @@ class Split:
     labels ``y`` (N,) int64 indices into the dataset's classes.
 
     ``Split.rows_of(source, y, index)`` is a split whose images are rows ``index`` of a larger tensor,
-    copied out only when ``x`` is first read (and ``take`` of it stays lazy): with ``source`` a
-    memory-mapped cache file, a run that never reads the images (a frozen backbone whose features are
-    cached) never holds them in memory.
+    copied out only when ``x`` is first read (and ``take`` of it stays lazy); with all rows (``index``
+    None) ``x`` is ``source`` itself, never copied. With ``source`` a memory-mapped cache file, a run that
+    never reads the images (a frozen backbone whose features are cached) never holds them in memory, and
+    loaders read them a batch at a time through ``rows``.
     """
 
     __slots__ = ("_x", "_source", "_index", "y")
@@ -67,13 +68,18 @@ class Split:
 
     @property
     def is_read(self) -> bool:
-        """Whether the images are in memory (always, unless made by ``rows_of`` and ``x`` not yet read)."""
+        """Whether ``x`` has been read (always, unless made by ``rows_of`` and ``x`` not yet read); a split of
+        all the rows of a memory-mapped source then holds its pages only as they are touched."""
         return self._x is not None
 
     def __len__(self) -> int:
         return len(self.y)
 
     def take(self, index: torch.Tensor) -> "Split":
+        """The rows ``index`` (positions, or a boolean mask) of this split, lazy when it is."""
+        index = torch.as_tensor(index)
+        if index.dtype == torch.bool:
+            index = index.nonzero().flatten()
         if self._x is None:  # stays lazy: rows of the same source
             rows = index if self._index is None else self._index[index]
             return Split.rows_of(self._source, self.y[index], rows)

@@ -60,6 +60,7 @@ from cnnlab.runs import environment, is_diverged, read_summary, write_summary
 from cnnlab.train.checkpoint import load_model_weights
 from cnnlab.train.classifier import accuracy, predict_logits
 from cnnlab.train.engine import cpu_threads, resolve_precision
+from cnnlab.train.features import image_batch_size
 from cnnlab.train.freeze import freeze, unfreeze, unfreeze_last
 from cnnlab.train.transfer import (Inputs, Outcome, Phase, feature_inputs, fit_phase, image_inputs,
                                    merge_phase_metrics, run_device)
@@ -125,14 +126,11 @@ def eval_split(cfg: FoodConfig) -> str:
 
 
 def eval_batch_size(cfg: FoodConfig, on_features: bool = False) -> int:
-    """``data.eval_batch_size``, or when 0: 1024 for pooled feature vectors; for images 16 on a CPU, where
-    small batches run faster and hold a fraction of a large one's activations (bench/eval_batch.py
-    --backbones measures both), 256 on a GPU."""
+    """``data.eval_batch_size``, or when 0: 1024 pooled feature vectors, or ``image_batch_size`` images
+    (16 on a CPU, 256 on a GPU)."""
     if cfg.data.eval_batch_size:
         return cfg.data.eval_batch_size
-    if on_features:
-        return 1024
-    return 256 if run_device(cfg.hardware).type == "cuda" else 16
+    return 1024 if on_features else image_batch_size(run_device(cfg.hardware))
 
 
 def phase(cfg: FoodConfig, on_features: bool = False, **changes: Any) -> Phase:

@@ -105,15 +105,16 @@ def newest_run(cfg: FeaturesConfig, given: str, qualifies: Callable[[dict], bool
     return max(found, key=lambda p: (p / "summary.json").stat().st_mtime_ns)
 
 
-def imagenet_features(x: torch.Tensor, batch_size: int = 50) -> torch.Tensor:
+def imagenet_features(x: torch.Tensor, batch_size: int = 0) -> torch.Tensor:
     """EfficientNet-Lite0's pooled ImageNet features (N, 1280) of letters (N, 1, 28, 28) in [0, 1]: grey
     replicated to RGB, resized to the backbone's input with its interpolation, normalised by its timm
     data config. Under bf16 autocast where this machine's default precision is bf16, as Food's
-    extraction."""
+    extraction, and in batches of ``batch_size`` (0: ``image_batch_size``, small on a CPU)."""
     import torch.nn.functional as F
 
     from cnnlab.data.preprocess import preprocess_for
     from cnnlab.models.backbones import create_backbone
+    from cnnlab.train.features import image_batch_size
     from cnnlab.train.inference import in_batches, run_batches
 
     model = create_backbone("efficientnet_lite0")
@@ -127,6 +128,7 @@ def imagenet_features(x: torch.Tensor, batch_size: int = 50) -> torch.Tensor:
         return (big.clamp(0, 1) - mean) / std
 
     bf16 = resolve_precision("auto").startswith("bf16")
+    batch_size = batch_size or image_batch_size(next(model.parameters()).device)
     return run_batches(model, model, in_batches(x, batch_size, prepare), bf16=bf16)
 
 

@@ -307,11 +307,12 @@ def fit(module: pl.LightningModule, train_loader, eval_loader, run_dir: Path, ru
         if trainer.interrupted:  # Lightning turns Ctrl-C into sys.exit(1) after its own clean-up
             signal.signal(signal.SIGINT, signal.default_int_handler)  # which left Ctrl-C ignored
             where = f"interrupted during epoch {trainer.current_epoch + 1}"
-            if not record.saved_epoch:
+            held = epoch_held(last)
+            if not held:
                 raise TrainingInterrupted(f"{where}, before any epoch finished: nothing to resume; "
                                           f"run the command again (with --force to reuse the name)") from None
             raise TrainingInterrupted(
-                f"{where}; {last} holds epoch {record.saved_epoch} (loadable); continue with the same command "
+                f"{where}; {last} holds epoch {held} (loadable); continue with the same command "
                 f"plus --resume --name {run_dir.name}") from None
         raise
     except TrainingDiverged as e:
@@ -325,6 +326,17 @@ def fit(module: pl.LightningModule, train_loader, eval_loader, run_dir: Path, ru
                      epochs=record.last_epoch, wall_time_s=record.elapsed(), precision=str(trainer.precision),
                      precision_reason=reason, is_global_zero=trainer.is_global_zero,
                      monitor=monitor if has_eval else "")
+
+
+def epoch_held(last: Path) -> int:
+    """The epoch that ``last.ckpt`` holds, read from the file itself (0: none, or unreadable). A Ctrl-C
+    can land after the file's rename and before the callback notes it, so the file is what to believe."""
+    if not last.is_file():
+        return 0
+    try:
+        return int(recorded_state(read_checkpoint(last, mmap=True)).get("last_epoch") or 0)
+    except CnnlabError:  # CheckpointError: a damaged file holds nothing to resume from
+        return 0
 
 
 @contextlib.contextmanager
@@ -349,7 +361,7 @@ def release_memory() -> None:
     ``malloc_trim``; a no-op where there is none). Tensors under its mmap threshold come from arenas that
     glibc keeps after they are freed: after one training run, most of its batches and activations. Called
     between the runs of a comparison and the steps of the lab, whose peak memory would otherwise carry
-    what earlier runs left (the note of issue 13 has the measurement)."""
+    what earlier runs left (tests/test_memory.py shows the effect)."""
     import ctypes
     import gc
 

@@ -24,6 +24,13 @@ from cnnlab.models.transfer import TransferNet
 from cnnlab.train.inference import in_batches, run_batches
 
 
+def image_batch_size(device: torch.device) -> int:
+    """Images per batch for inference through an ImageNet backbone on ``device``: 16 on a CPU, where small
+    batches run faster and hold a fraction of a large one's activations (bench/eval_batch.py
+    --backbones measures both), 256 on a GPU."""
+    return 256 if device.type == "cuda" else 16
+
+
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
