@@ -97,9 +97,12 @@ def test_ctrl_c_exits_130_with_where_and_how_to_resume(cifar_tree):
     args = [*train_args(cifar_tree, "--epochs", "200", "--name", "sigint"), "--logger", "none"]
     proc = subprocess.Popen([sys.executable, "-m", "cnnlab", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    from cnnlab.train.engine import epoch_held
+
     metrics = runs() / "sigint" / "metrics.csv"
     deadline = time.time() + 240
-    while time.time() < deadline and not (metrics.is_file() and len(rows(metrics)) >= 2):
+    # Wait for last.ckpt itself to hold epoch 2 (a metrics.csv row is written before its epoch's checkpoint)
+    while time.time() < deadline and epoch_held(runs() / "sigint" / "checkpoints" / "last.ckpt") < 2:
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
