@@ -27,6 +27,39 @@ def test_autoencoder_contract(name):
     assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
     assert torch.equal(model.decoder(model.encoder(x)), out)
     assert torch.equal(model.decode(code), out)
+    assert model.has_logits
+    assert torch.allclose(torch.sigmoid(model.decode_logits(code)), out, atol=1e-6)
+
+
+def test_decode_logits_refuses_a_decoder_without_a_final_sigmoid():
+    from cnnlab.models.autoencoders import Autoencoder
+
+    model = Autoencoder(nn.Flatten(), nn.Sequential(nn.Linear(784, 784), nn.Unflatten(1, (1, 28, 28))), (784,))
+    assert not model.has_logits
+    with pytest.raises(TypeError, match="does not end in nn.Sigmoid"):
+        model.decode_logits(torch.rand(2, 784))
+
+
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+@pytest.mark.parametrize("name", list_autoencoders())
+def test_training_bce_from_logits_is_the_bce_of_the_reconstruction(name, precision):
+    """The module's BCE (from the decoder's logits) has the value and the gradients of BCE on ``model(x)``."""
+    from cnnlab.train.autoencoder import AutoencoderModule
+    from cnnlab.train.options import AutoencoderOptim
+
+    torch.manual_seed(0)
+    module = AutoencoderModule(create_autoencoder(name), AutoencoderOptim(loss="bce"), channels_last=False)
+    assert module.from_logits
+    assert not AutoencoderModule(create_autoencoder(name), AutoencoderOptim(loss="mse")).from_logits
+    x = torch.rand(4, 1, 28, 28)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
+        ours = module._shared_step((x, x), "train")
+        reference = torch.nn.functional.binary_cross_entropy(module(x).float(), x)
+    tolerance = 1e-5 if precision == "32-true" else 2e-2  # bf16 rounds the sigmoid's output near 0 and 1
+    assert abs(ours.item() - reference.item()) < tolerance * reference.item()
+    grads = [torch.autograd.grad(loss, module.model.encoder.parameters(), retain_graph=True) for loss in (ours, reference)]
+    for ours_g, reference_g in zip(*grads):
+        assert torch.linalg.norm(ours_g - reference_g) < 5 * tolerance * torch.linalg.norm(reference_g)
 
 
 def test_registry_refuses_duplicates_and_names_unknowns():
