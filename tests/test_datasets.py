@@ -103,6 +103,20 @@ def test_food_images_are_not_read_by_loading(tmp_path, monkeypatch):
     assert again.train.x.dtype == torch.uint8 and again.train.x.shape[1:] == (3, 16, 16)
 
 
+def test_an_autoencoders_loader_gathers_its_images_once_and_noise_reaches_the_input_only():
+    from cnnlab.data.loader import TensorLoader
+
+    x = torch.arange(10.0).view(10, 1, 1, 1)
+    batches = list(TensorLoader(x, x, 4, shuffle=True))
+    assert all(xb is yb for xb, yb in batches)  # targets are the inputs: one gather serves both
+    assert torch.cat([xb for xb, _ in batches]).flatten().sort().values.tolist() == list(range(10))
+    noisy = list(TensorLoader(x, x, 4, shuffle=True, transform=lambda b, g: b + 100))
+    assert all(torch.equal(xb, yb + 100) for xb, yb in noisy)  # the target stays clean
+    assert torch.cat([yb for _, yb in noisy]).flatten().sort().values.tolist() == list(range(10))
+    labelled = list(TensorLoader(x, torch.arange(10), 4))
+    assert all(torch.equal(xb.flatten(), yb.float()) for xb, yb in labelled)  # other targets: their own rows
+
+
 def test_loaders_and_extraction_read_a_lazy_split_a_batch_at_a_time():
     from cnnlab.data.loader import TensorLoader
     from cnnlab.train.inference import in_batches

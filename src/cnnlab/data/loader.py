@@ -87,12 +87,15 @@ class TensorLoader:
             if self.drop_last and len(idx) < self.batch_size:
                 break
             x = self.x[idx if self.rows is None else self.rows[idx]]
+            # An autoencoder's targets are its inputs (y is x): one gather serves both, before any transform
+            # (a denoiser's noise) touches the input. A second gather was a third of a dense AE step's loading.
+            y = x if self.y is self.x and self.rows is None else self.y[idx]
             if self.flipped_first is not None:
                 flip = self.flipped_first[idx] ^ bool(epoch % 2)
                 x = torch.where(flip[:, None, None, None], x.flip(3), x)
             if self.transform is not None:
                 x = self.transform(x, g)
-            yield x, self.y[idx]
+            yield x, y
 
 
 def class_balanced_indices(y: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:

@@ -35,6 +35,27 @@ QUIET_WARNINGS = (".*does not have many workers.*", ".*smaller than the logging 
                   ".*LeafSpec.*", ".*litlogger.*", ".*`training_step` returned `None`.*")
 
 
+def plain_cuda_check_without_a_driver() -> None:
+    """Undo Lightning's ``PYTORCH_NVML_BASED_CUDA_CHECK=1`` on a Linux machine without an NVIDIA driver.
+
+    Lightning sets it on import so that asking whether CUDA is there never initialises CUDA before a
+    fork. torch then answers ``torch.cuda.is_available()`` by loading the NVIDIA management library and,
+    where there is none, tries again at every call: about 40 us, and ``Adam.step`` asks once a step (a
+    sixtieth of a dense autoencoder's step here). Without a driver there is no CUDA for a fork to inherit,
+    so the plain check is as safe, and it answers in about 1 us. Called once, on import of this module."""
+    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") != "1" or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+    except OSError:  # no NVIDIA driver
+        del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
+
+
+plain_cuda_check_without_a_driver()
+
+
 def quiet_lightning() -> None:
     """Keep Lightning's start-up banner (GPU/TPU availability, tips) out of the user's way."""
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
