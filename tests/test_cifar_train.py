@@ -176,3 +176,16 @@ def test_auto_precision_is_printed_once_and_recorded(cifar_tree, capsys):
     assert lines == [f"cnnlab: precision {expected} ({reason})"] and reason.startswith("auto: this")
     hp = json.loads((run_dir / "summary.json").read_text())["hyperparameters"]
     assert hp["precision"] == expected and hp["precision_reason"] == reason
+
+
+def test_the_recorded_recipe_names_every_setting_that_applies_and_only_those():
+    from cnnlab.config import build
+
+    fast = cifar.recipe(build(CifarConfig, optimizer="sgd", momentum=0.85, schedule="onecycle", final_lr=0.07,
+                              crop_padding=2, crop_fill="reflect", alternating_flips=True, lookahead=True,
+                              flip_tta=True, shift_tta=True, monitor="val"))
+    assert fast["momentum"] == 0.85 and fast["final_lr"] == 0.07 and fast["crop_fill"] == "reflect"
+    assert fast["alternating_flips"] and fast["lookahead"] and fast["shift_tta"] and fast["monitor"] == "val"
+    plain = cifar.recipe(build(CifarConfig, optimizer="adamw", schedule="constant", crop_padding=0, flip=False))
+    assert not {"momentum", "warmup", "final_lr", "crop_fill", "alternating_flips"} & set(plain)
+    assert plain["optimizer"] == "adamw" and plain["flip"] is False and plain["flip_tta"] is False

@@ -202,16 +202,34 @@ def train(cfg: CifarConfig) -> Path:
         "val_chosen": val_chosen(run_dir, result, scores["test_acc"], monitored),
         "train_acc_source": "best checkpoint, clean eval pass",
         "callback": callback_text(optim.early_stopping_patience, monitored),
-        "hyperparameters": {"optimizer": optim.optimizer, "lr": optim.lr, "batch_size": optim.batch_size,
-                            "weight_decay": optim.weight_decay, "schedule": optim.schedule,
-                            "label_smoothing": optim.label_smoothing, "crop_padding": cfg.data.crop_padding,
-                            "flip": cfg.data.flip, "precision": precision, "precision_reason": result.precision_reason},
+        "hyperparameters": {**recipe(cfg), "precision": precision, "precision_reason": result.precision_reason},
         "train_images": len(data.train), "test_images": len(data.test), "data_fingerprint": data.fingerprint,
         "val_images": len(data.val) if data.val is not None else 0,
         "wall_time_s": result.wall_time_s, "score_s": score_s, "total_time_s": time.perf_counter() - started,
         "graph": graph.name, "seed": cfg.run.seed, **environment(),
     })
     return run_dir
+
+
+def recipe(cfg: CifarConfig) -> dict[str, Any]:
+    """The settings that shape a run's training and scoring, as ``summary.json`` records them (Table 1's
+    recipe line and hyper-parameter table read them): those that apply to it only, e.g. momentum for SGD."""
+    optim, data = cfg.optim, cfg.data
+    hp: dict[str, Any] = {"optimizer": optim.optimizer, "lr": optim.lr, "batch_size": optim.batch_size,
+                          "weight_decay": optim.weight_decay, "schedule": optim.schedule}
+    if optim.optimizer == "sgd":
+        hp["momentum"] = optim.momentum
+    if optim.schedule == "onecycle":
+        hp.update(warmup=optim.warmup, warmup_from=optim.warmup_from, final_lr=optim.final_lr)
+    hp.update(norm_lr_scale=optim.norm_lr_scale, decay_norms=optim.decay_norms, lookahead=optim.lookahead,
+              label_smoothing=optim.label_smoothing, crop_padding=data.crop_padding)
+    if data.crop_padding:
+        hp["crop_fill"] = data.crop_fill
+    hp["flip"] = data.flip
+    if data.flip:
+        hp["alternating_flips"] = data.alternating_flips
+    hp.update(flip_tta=cfg.flip_tta, shift_tta=cfg.shift_tta, monitor=data.monitor)
+    return hp
 
 
 def val_chosen(run_dir: Path, result: Any, test_acc: float, monitored: str) -> dict[str, Any] | None:
