@@ -54,7 +54,7 @@ def test_a_freed_activation_is_reused_not_faulted_in_again():
         return float(subprocess.run([sys.executable, "-c", FAULTS, mode], capture_output=True, text=True,
                                     check=True).stdout)
 
-    # glibc's default (about 1,400 faults per block on the machine this was written on): a fresh mmap per
-    # 16 MiB block, its pages faulted in each time. The engine's policy: the freed block is reused.
+    # glibc's default: a fresh mmap per 16 MiB block, its pages faulted in each time. The engine's policy:
+    # the freed block is reused.
     plain, engine = faults("plain"), faults("engine")
     assert engine < 50, f"{engine:.0f} page faults per 16 MiB block after importing the engine ({plain:.0f} without)"
