@@ -88,7 +88,7 @@ class TensorLoader:
                 break
             x = self.x[idx if self.rows is None else self.rows[idx]]
             # An autoencoder's targets are its inputs (y is x): one gather serves both, before any transform
-            # (a denoiser's noise) touches the input. A second gather was a third of a dense AE step's loading.
+            # (a denoiser's noise) touches the input.
             y = x if self.y is self.x and self.rows is None else self.y[idx]
             if self.flipped_first is not None:
                 flip = self.flipped_first[idx] ^ bool(epoch % 2)

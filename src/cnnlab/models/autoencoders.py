@@ -4,7 +4,7 @@ Every autoencoder maps (B, 1, 28, 28) in [0, 1] to the same shape and exposes ``
 ``decoder`` (sub-models sharing the parent's weights, like the lab's Keras ``Model`` trio) plus
 ``encode``/``decode``; ``decoder(encoder(x))`` is exactly ``model(x)``. Each decoder ends in its sigmoid,
 so ``decode_logits`` gives what comes before it: binary cross-entropy computed from those logits is the
-same loss, stabler, and about 6x cheaper on a CPU than from the sigmoid's output (``train.autoencoder``).
+same loss, stabler, and cheaper on a CPU than from the sigmoid's output (``train.autoencoder``).
 
 - ``dense-ae``: 784 -> code (ReLU, default 32) -> 784 (sigmoid), the lab's shallow autoencoder.
 - ``conv-dae``: the lab's convolutional denoising autoencoder (conv/pool down to 128x7x7, conv/upsample

@@ -49,8 +49,8 @@ class AutoencoderModule(pl.LightningModule):
     @property
     def from_logits(self) -> bool:
         """BCE from the decoder's logits: the same loss as from its sigmoid's output, numerically stabler
-        (no log of a rounded 0 or 1), and on a CPU about 6x cheaper per step, which was most of the dense
-        autoencoder's step (bench/notmnist.py). MSE stays on the sigmoid's output: that is its definition."""
+        (no log of a rounded 0 or 1), and a fused kernel where BCE on probabilities is a slow one on a CPU
+        (bench/notmnist.py times both). MSE stays on the sigmoid's output: that is its definition."""
         return self.optim.loss == "bce" and getattr(self.model, "has_logits", False)
 
     # ---- shared bookkeeping: sums of loss, squared error, images and pixels per split ----------------
@@ -65,7 +65,7 @@ class AutoencoderModule(pl.LightningModule):
             out = out.float()
             if self.from_logits:  # a NaN logit gives a NaN loss, which FiniteLoss reports
                 loss = F.binary_cross_entropy_with_logits(out, target)
-                reconstruction = torch.sigmoid(out.detach()) if split != "train" else out
+                reconstruction = torch.sigmoid(out.detach()) if split != "train" else None  # not scored
             else:
                 reconstruction = out
                 # BCE on probabilities refuses NaN or infinite inputs; FiniteLoss should report a NaN loss

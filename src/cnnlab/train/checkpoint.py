@@ -122,8 +122,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 def copy_atomic(source: Path, target: Path) -> None:
     """``target`` becomes what ``source`` holds now, or stays as it was (a kill at any moment).
 
-    A hard link where the filesystem has them: no bytes copied (a copy and its flush were a fifth of a
-    short epoch's bookkeeping, bench/notmnist.py), and safe because checkpoints are only ever replaced
+    A hard link where the filesystem has them: no bytes copied or flushed again (short epochs write one
+    each, bench/notmnist.py), and safe because checkpoints are only ever replaced
     by a rename (``AtomicCheckpointIO``), never rewritten in place, so the link keeps this version.
     Elsewhere (FAT, some network filesystems) a copy.
 

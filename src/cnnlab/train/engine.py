@@ -39,10 +39,10 @@ def plain_cuda_check_without_a_driver() -> None:
     """Undo Lightning's ``PYTORCH_NVML_BASED_CUDA_CHECK=1`` on a Linux machine without an NVIDIA driver.
 
     Lightning sets it on import so that asking whether CUDA is there never initialises CUDA before a
-    fork. torch then answers ``torch.cuda.is_available()`` by loading the NVIDIA management library and,
-    where there is none, tries again at every call: about 40 us, and ``Adam.step`` asks once a step (a
-    sixtieth of a dense autoencoder's step here). Without a driver there is no CUDA for a fork to inherit,
-    so the plain check is as safe, and it answers in about 1 us. Called once, on import of this module."""
+    fork. torch then answers ``torch.cuda.is_available()`` by trying to load the NVIDIA management library,
+    and where there is none it tries again at every call, and ``Adam.step`` asks once a step. Without a
+    driver there is no CUDA for a fork to inherit, so the plain check, which answers without loading
+    anything, is as safe. Called once, on import of this module."""
     if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") != "1" or not sys.platform.startswith("linux"):
         return
     import ctypes
@@ -66,9 +66,9 @@ def reuse_freed_memory() -> bool:
 
     Why: by default glibc serves such blocks (a batch's activations: 16 MiB for 128 images of 32x32x32
     floats) with a fresh ``mmap`` and unmaps them when freed, so every step page-faults all of its
-    activations in again, zeroed by the kernel: about 20,000 faults per fp32 step of the Keras course CNN,
-    a third of its step time (bench/keras_peer.py). TensorFlow's own allocator keeps its memory; now so
-    does cnnlab. Memory is still handed back between runs: ``release_memory`` trims explicitly."""
+    activations in again, each page zeroed by the kernel (bench/keras_peer.py's fp32 run shows the cost;
+    tests/test_memory.py counts the faults). TensorFlow's own allocator keeps its memory; now so does
+    cnnlab. Memory is still handed back between runs: ``release_memory`` trims explicitly."""
     import ctypes
 
     try:
