@@ -32,7 +32,11 @@ def peak_memory_line() -> str:
 
 
 def header(title: str) -> None:
-    """Print the bench's title and the machine; its peak memory is printed when it exits."""
+    """Print the bench's title and the machine; its peak memory is printed when it exits. Sets cnnlab's
+    allocator policy (``reuse_freed_memory``) before anything trains, so plain loops run under it too."""
+    from cnnlab.train.engine import reuse_freed_memory
+
+    reuse_freed_memory()
     atexit.register(lambda: print(peak_memory_line(), flush=True))
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu x{torch.get_num_threads()} threads"
     print(f"# {title}")

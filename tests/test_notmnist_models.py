@@ -39,6 +39,29 @@ def test_decode_logits_refuses_a_decoder_without_a_final_sigmoid():
     with pytest.raises(TypeError, match="does not end in nn.Sigmoid"):
         model.decode_logits(torch.rand(2, 784))
 
+    class Skip(type(create_autoencoder("dense-ae"))):  # its own forward: encode -> decode no longer is the model
+        def forward(self, x):
+            return (self.decode(self.encode(x)) + x) / 2
+
+    skip = create_autoencoder("dense-ae")
+    skip.__class__ = Skip
+    assert not skip.has_logits
+
+
+@pytest.mark.parametrize("name", list_autoencoders())
+def test_a_runs_final_test_loss_is_the_function_its_epochs_log(name):
+    from cnnlab.train.autoencoder import reconstruction_loss
+
+    torch.manual_seed(0)
+    model = create_autoencoder(name).eval()
+    x, noisy = torch.rand(5, 1, 28, 28), torch.rand(5, 1, 28, 28)
+    with torch.no_grad():
+        out = model(noisy)
+    bce = torch.nn.functional.binary_cross_entropy(out, x).item()
+    assert reconstruction_loss(model, noisy, x, "bce", batch_size=2) == pytest.approx(bce, rel=1e-5)
+    assert reconstruction_loss(model, noisy, x, "mse", batch_size=2) == pytest.approx(
+        torch.nn.functional.mse_loss(out, x).item(), rel=1e-6)
+
 
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
 @pytest.mark.parametrize("name", list_autoencoders())

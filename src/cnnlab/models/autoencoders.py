@@ -66,13 +66,19 @@ class Autoencoder(nn.Module):
         Raises:
             TypeError: the decoder does not end in a sigmoid (see ``has_logits``)."""
         if not self.has_logits:
-            raise TypeError(f"{type(self.decoder).__name__} decoder does not end in nn.Sigmoid: it has no logits")
-        return self.decoder[:-1](code)
+            raise TypeError(f"{type(self).__name__}: its decoder does not end in nn.Sigmoid, or its forward is "
+                            "not encode -> decode: it has no logits")
+        for layer in list(self.decoder)[:-1]:
+            code = layer(code)
+        return code
 
     @property
     def has_logits(self) -> bool:
-        """True when the decoder is a Sequential ending in ``nn.Sigmoid`` (every registered autoencoder)."""
-        return isinstance(self.decoder, nn.Sequential) and isinstance(self.decoder[-1], nn.Sigmoid)
+        """True when ``forward`` is this class's (encode, then decode) and the decoder is a Sequential ending
+        in ``nn.Sigmoid`` (every registered autoencoder): then ``sigmoid(decode_logits(encode(x)))`` is
+        ``forward(x)``. A subclass with its own ``forward`` has no logits this way."""
+        return (type(self).forward is Autoencoder.forward and isinstance(self.decoder, nn.Sequential)
+                and isinstance(self.decoder[-1], nn.Sigmoid))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         code = self.encode(x)

@@ -48,10 +48,8 @@ class AutoencoderModule(pl.LightningModule):
 
     @property
     def from_logits(self) -> bool:
-        """BCE from the decoder's logits: the same loss as from its sigmoid's output, numerically stabler
-        (no log of a rounded 0 or 1), and a fused kernel where BCE on probabilities is a slow one on a CPU
-        (bench/notmnist.py times both). MSE stays on the sigmoid's output: that is its definition."""
-        return self.optim.loss == "bce" and getattr(self.model, "has_logits", False)
+        """True when training computes BCE from the decoder's logits (see ``bce_from_logits``)."""
+        return bce_from_logits(self.model, self.optim.loss)
 
     # ---- shared bookkeeping: sums of loss, squared error, images and pixels per split ----------------
     def _shared_step(self, batch, split: str) -> torch.Tensor:
@@ -127,6 +125,26 @@ class AutoencoderModule(pl.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.model.parameters(), lr=self.optim.lr)
+
+
+def bce_from_logits(model: nn.Module, loss: str) -> bool:
+    """True when ``loss`` is BCE and ``model`` has logits (``Autoencoder.has_logits``): BCE is then computed
+    from the logits, the same loss as from the sigmoid's output, numerically stabler (no log of a rounded 0
+    or 1), and a fused kernel where BCE on probabilities is a slow one on a CPU (bench/notmnist.py times
+    both). MSE stays on the sigmoid's output: that is its definition."""
+    return loss == "bce" and getattr(model, "has_logits", False)
+
+
+def reconstruction_loss(model: nn.Module, x: torch.Tensor, target: torch.Tensor, loss: str,
+                        batch_size: int = 1024) -> float:
+    """The mean ``loss`` ("bce" or "mse") of ``model`` reconstructing ``target`` (N, 1, 28, 28) from ``x``,
+    computed as training computes it (see ``bce_from_logits``), so that a run's final test loss and its
+    per-epoch ones are the same function."""
+    if bce_from_logits(model, loss):
+        logits = run_batches(model, lambda b: model.decode_logits(model.encode(b)), in_batches(x, batch_size),
+                             empty=tuple(x.shape))
+        return float(F.binary_cross_entropy_with_logits(logits, target))
+    return float(LOSSES[loss](reconstruct(model, x, batch_size), target))
 
 
 def reconstruct(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:

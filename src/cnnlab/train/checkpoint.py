@@ -6,7 +6,7 @@ writes, in this order:
 1. the epoch's row of ``metrics.csv`` (replacing any row of the same or a later epoch left by a killed
    attempt, so every epoch appears once);
 2. ``checkpoints/last.ckpt``, which also records the best epoch so far and its monitored value;
-3. when the epoch is the new best, ``checkpoints/best.ckpt`` as a hard link to (or copy of) ``last.ckpt``.
+3. when the epoch is the new best, ``checkpoints/best.ckpt`` as a copy of ``last.ckpt``.
 
 Each file is written to a temporary name and renamed (``AtomicCheckpointIO``, ``cnnlab.files``). A kill
 between 2 and 3 leaves ``last.ckpt`` naming a best epoch that ``best.ckpt`` does not hold yet; a resume
@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import pickle
 import shutil
 import time
@@ -120,28 +119,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def copy_atomic(source: Path, target: Path) -> None:
-    """``target`` becomes what ``source`` holds now, or stays as it was (a kill at any moment).
-
-    A hard link where the filesystem has them: no bytes copied or flushed again (short epochs write one
-    each, bench/notmnist.py), and safe because checkpoints are only ever replaced
-    by a rename (``AtomicCheckpointIO``), never rewritten in place, so the link keeps this version.
-    Elsewhere (FAT, some network filesystems) a copy.
+    """``target`` becomes a copy of what ``source`` holds now, or stays as it was (a kill at any moment).
+    A copy, not a hard link: a link would make damage to either file, or a user's in-place rewrite of
+    one, the loss of both.
 
     Raises:
         DiskError: the folder is read-only or the disk is full (see ``files.atomic_path``).
     """
-    tmp = target.with_name(f"{target.name}{files.TMP_MARK}{os.getpid()}")
-    try:
-        tmp.unlink(missing_ok=True)
-        os.link(source, tmp)
-    except OSError:  # no hard links here, or an unwritable folder: the copy says which
-        with files.atomic_path(target) as tmp:
-            shutil.copyfile(source, tmp)
-        return
-    try:
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)  # rename does nothing when both names are already the same file
+    with files.atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 # ---- the per-epoch record ------------------------------------------------------------------------------

@@ -35,40 +35,47 @@ QUIET_WARNINGS = (".*does not have many workers.*", ".*smaller than the logging 
                   ".*LeafSpec.*", ".*litlogger.*", ".*`training_step` returned `None`.*")
 
 
-def plain_cuda_check_without_a_driver() -> None:
-    """Undo Lightning's ``PYTORCH_NVML_BASED_CUDA_CHECK=1`` on a Linux machine without an NVIDIA driver.
+def plain_cuda_check_without_nvml() -> None:
+    """Undo Lightning's ``PYTORCH_NVML_BASED_CUDA_CHECK=1`` on a Linux CUDA build of torch where the NVIDIA
+    management library (NVML) cannot be loaded.
 
     Lightning sets it on import so that asking whether CUDA is there never initialises CUDA before a
-    fork. torch then answers ``torch.cuda.is_available()`` by trying to load the NVIDIA management library,
-    and where there is none it tries again at every call, and ``Adam.step`` asks once a step. Without a
-    driver there is no CUDA for a fork to inherit, so the plain check, which answers without loading
-    anything, is as safe. Called once, on import of this module."""
-    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") != "1" or not sys.platform.startswith("linux"):
+    fork. torch then answers ``torch.cuda.is_available()`` by trying to load NVML, and where it cannot,
+    it tries again at every call, and ``Adam.step`` asks once a step; when the load fails, torch falls
+    back to the plain CUDA query anyway, so skipping the attempt changes nothing but its cost. Not on
+    ROCm builds, whose NVML-based check asks amdsmi instead and is what keeps their forks safe. Called
+    once, on import of this module."""
+    if (os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") != "1" or not sys.platform.startswith("linux")
+            or torch.version.hip is not None):
         return
     import ctypes
 
     try:
         ctypes.CDLL("libnvidia-ml.so.1")
-    except OSError:  # no NVIDIA driver
+    except OSError:  # no NVML here
         del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
 
 
-plain_cuda_check_without_a_driver()
+plain_cuda_check_without_nvml()
 
 
 # glibc's mallopt parameters (malloc.h) and the largest mmap threshold it accepts on 64-bit systems.
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX = -1, -3, 32 * 2**20
 
 
+@functools.cache
 def reuse_freed_memory() -> bool:
     """Make glibc keep the memory of freed tensors up to 32 MiB for the next step, instead of handing it
-    back to the OS at every free. Returns False where there is no glibc (nothing changed).
+    back to the OS as soon as it is freed. Applied once per process, by the first ``make_trainer`` (every
+    training run); the benches apply it at their start, so that their plain loops run under the same
+    policy. Returns False where it could not be set (no glibc, or a 32-bit one).
 
-    Why: by default glibc serves such blocks (a batch's activations: 16 MiB for 128 images of 32x32x32
-    floats) with a fresh ``mmap`` and unmaps them when freed, so every step page-faults all of its
-    activations in again, each page zeroed by the kernel (bench/keras_peer.py's fp32 run shows the cost;
-    tests/test_memory.py counts the faults). TensorFlow's own allocator keeps its memory; now so does
-    cnnlab. Memory is still handed back between runs: ``release_memory`` trims explicitly."""
+    Why: by default glibc serves blocks above a threshold that it adjusts as it goes with a fresh ``mmap``,
+    and trims the top of its heap once more than twice that is free there, so a training step's freed
+    activations (a batch's: 16 MiB for 128 images of 32x32x32 floats) keep going back to the OS and each
+    step page-faults them in again, each page zeroed by the kernel (bench/keras_peer.py's fp32 run shows
+    the cost; tests/test_memory.py counts the faults). TensorFlow's own allocator keeps its memory; so
+    does cnnlab now. Between runs ``release_memory`` still hands memory back explicitly."""
     import ctypes
 
     try:
@@ -78,9 +85,6 @@ def reuse_freed_memory() -> bool:
     # A fixed mmap threshold also stops glibc's own adjustment of both thresholds; the trim threshold
     # then keeps up to 1 GiB of free memory at the top of the heap between steps.
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(mallopt(M_TRIM_THRESHOLD, 2**30))
-
-
-reuse_freed_memory()
 
 
 def quiet_lightning() -> None:
@@ -287,6 +291,7 @@ def check_hardware(hardware: Hardware) -> None:
 def make_trainer(run: RunOptions, hardware: Hardware, length: Length, run_dir: Path, *, monitor: str, mode: str,
                  has_eval: bool = True, keep_log_epochs: int = 0, **record_kw: Any) -> tuple[pl.Trainer, EpochRecord]:
     """A Trainer wired to ``run_dir`` (see ``fit``); returns it and its ``EpochRecord``."""
+    reuse_freed_memory()
     record = EpochRecord(run_dir, monitor if has_eval else None, mode, **record_kw)
     callbacks: list[pl.Callback] = [FiniteLoss(), record]
     if show_progress(run):
