@@ -46,7 +46,7 @@ def plain_dense_ae(images, seed: int, epochs: int, batch_size: int = 256, from_l
 
     def loss_of(batch):
         if from_logits:
-            return F.binary_cross_entropy_with_logits(model.decode_logits(model.encode(batch)), batch)
+            return F.binary_cross_entropy_with_logits(model.forward_logits(batch), batch)
         return F.binary_cross_entropy(model(batch), batch)
 
     torch.set_flush_denormal(True)  # as cnnlab does: subnormal Adam states cost ~5x on x86

@@ -29,6 +29,7 @@ def test_autoencoder_contract(name):
     assert torch.equal(model.decode(code), out)
     assert model.has_logits
     assert torch.allclose(torch.sigmoid(model.decode_logits(code)), out, atol=1e-6)
+    assert torch.allclose(torch.sigmoid(model.forward_logits(x)), out, atol=1e-6)
 
 
 def test_decode_logits_refuses_a_decoder_without_a_final_sigmoid():
@@ -50,7 +51,7 @@ def test_decode_logits_refuses_a_decoder_without_a_final_sigmoid():
 
 @pytest.mark.parametrize("name", list_autoencoders())
 def test_a_runs_final_test_loss_is_the_function_its_epochs_log(name):
-    from cnnlab.train.autoencoder import reconstruction_loss
+    from cnnlab.train.autoencoder import reconstruct_scored
 
     torch.manual_seed(0)
     model = create_autoencoder(name).eval()
@@ -58,9 +59,9 @@ def test_a_runs_final_test_loss_is_the_function_its_epochs_log(name):
     with torch.no_grad():
         out = model(noisy)
     bce = torch.nn.functional.binary_cross_entropy(out, x).item()
-    assert reconstruction_loss(model, noisy, x, "bce", batch_size=2) == pytest.approx(bce, rel=1e-5)
-    assert reconstruction_loss(model, noisy, x, "mse", batch_size=2) == pytest.approx(
-        torch.nn.functional.mse_loss(out, x).item(), rel=1e-6)
+    for loss, expected in (("bce", bce), ("mse", torch.nn.functional.mse_loss(out, x).item())):
+        reconstruction, value = reconstruct_scored(model, noisy, x, loss, batch_size=2)
+        assert value == pytest.approx(expected, rel=1e-5) and torch.allclose(reconstruction, out, atol=1e-6)
 
 
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])

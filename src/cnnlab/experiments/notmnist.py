@@ -47,7 +47,7 @@ from cnnlab.models.registry import count_params
 from cnnlab.paths import runs_root
 from cnnlab.train.options import RunOptions
 from cnnlab.runs import environment, is_finished, new_run_dir, read_summary, write_summary
-from cnnlab.train.autoencoder import AutoencoderModule, encode_all, reconstruct, reconstruction_loss
+from cnnlab.train.autoencoder import AutoencoderModule, encode_all, reconstruct_scored
 from cnnlab.train.checkpoint import load_model_weights
 from cnnlab.train.engine import Length, cpu_threads, fit
 from cnnlab.viz import autoencoder_figures as figures
@@ -139,9 +139,9 @@ def _train_ae(cfg: AEConfig) -> Path:
         return run_dir
 
     x_test = images.test.x
-    reconstruction = reconstruct(best, x_test)
+    reconstruction, test_loss = reconstruct_scored(best, x_test, x_test, cfg.optim.loss)
     q = quality(reconstruction, x_test)
-    scores = {"test_loss": reconstruction_loss(best, x_test, x_test, cfg.optim.loss),
+    scores = {"test_loss": test_loss,
               "test_mse": q["mse"], "test_psnr": q["psnr_db"], "test_ssim": q["ssim"]}
     shown = x_test[:FIGURE_IMAGES]
     figures.image_rows([("input", shown), ("reconstruction", reconstruction[:FIGURE_IMAGES])],
@@ -298,9 +298,9 @@ def _denoise(cfg: DenoiseConfig) -> Path:
     if not result.is_global_zero:
         return run_dir
 
-    denoised = reconstruct(best, noisy_test)
+    denoised, test_loss = reconstruct_scored(best, noisy_test, images.test.x, cfg.optim.loss)
     noisy, cleaned = quality(noisy_test, images.test.x), quality(denoised, images.test.x)
-    scores = {"test_loss": reconstruction_loss(best, noisy_test, images.test.x, cfg.optim.loss),
+    scores = {"test_loss": test_loss,
               "test_mse": cleaned["mse"], "test_psnr": cleaned["psnr_db"], "test_ssim": cleaned["ssim"],
               "noisy_mse": noisy["mse"], "noisy_psnr": noisy["psnr_db"], "noisy_ssim": noisy["ssim"],
               "psnr_gain_db": cleaned["psnr_db"] - noisy["psnr_db"]}

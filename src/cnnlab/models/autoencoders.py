@@ -72,6 +72,10 @@ class Autoencoder(nn.Module):
             code = layer(code)
         return code
 
+    def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 28, 28) -> (B, 1, 28, 28) logits: ``forward`` without the decoder's final sigmoid."""
+        return self.decode_logits(self.encode(x))
+
     @property
     def has_logits(self) -> bool:
         """True when ``forward`` is this class's (encode, then decode) and the decoder is a Sequential ending

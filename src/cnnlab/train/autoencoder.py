@@ -37,6 +37,7 @@ class AutoencoderModule(pl.LightningModule):
         self.optim = optim
         self.channels_last = channels_last
         self.loss_fn = LOSSES[optim.loss]
+        self.from_logits = bce_from_logits(self.model, optim.loss)  # fixed per model: not asked every step
         self.save_hyperparameters(hparams or {})
         self.sums = EpochSums()
 
@@ -46,16 +47,11 @@ class AutoencoderModule(pl.LightningModule):
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.ndim == 4 else x
 
-    @property
-    def from_logits(self) -> bool:
-        """True when training computes BCE from the decoder's logits (see ``bce_from_logits``)."""
-        return bce_from_logits(self.model, self.optim.loss)
-
     # ---- shared bookkeeping: sums of loss, squared error, images and pixels per split ----------------
     def _shared_step(self, batch, split: str) -> torch.Tensor:
         x, target = batch
         if self.from_logits:
-            out = self.model.decode_logits(self.model.encode(self._input(x)))
+            out = self.model.forward_logits(self._input(x))
         else:
             out = self(x)
         # Losses are not autocast-safe and PSNR needs full precision: score in float32 whatever the precision.
@@ -135,16 +131,16 @@ def bce_from_logits(model: nn.Module, loss: str) -> bool:
     return loss == "bce" and getattr(model, "has_logits", False)
 
 
-def reconstruction_loss(model: nn.Module, x: torch.Tensor, target: torch.Tensor, loss: str,
-                        batch_size: int = 1024) -> float:
-    """The mean ``loss`` ("bce" or "mse") of ``model`` reconstructing ``target`` (N, 1, 28, 28) from ``x``,
-    computed as training computes it (see ``bce_from_logits``), so that a run's final test loss and its
-    per-epoch ones are the same function."""
+def reconstruct_scored(model: nn.Module, x: torch.Tensor, target: torch.Tensor, loss: str,
+                       batch_size: int = 1024) -> tuple[torch.Tensor, float]:
+    """``reconstruct(model, x)`` and its mean ``loss`` ("bce" or "mse") against ``target`` (N, 1, 28, 28),
+    from one pass over ``x``, the loss computed as training computes it (see ``bce_from_logits``): a run's
+    final test loss and its per-epoch ones are the same function."""
     if bce_from_logits(model, loss):
-        logits = run_batches(model, lambda b: model.decode_logits(model.encode(b)), in_batches(x, batch_size),
-                             empty=tuple(x.shape))
-        return float(F.binary_cross_entropy_with_logits(logits, target))
-    return float(LOSSES[loss](reconstruct(model, x, batch_size), target))
+        logits = run_batches(model, model.forward_logits, in_batches(x, batch_size), empty=tuple(x.shape))
+        return torch.sigmoid(logits), float(F.binary_cross_entropy_with_logits(logits, target))
+    reconstruction = reconstruct(model, x, batch_size)
+    return reconstruction, float(LOSSES[loss](reconstruction, target))
 
 
 def reconstruct(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
