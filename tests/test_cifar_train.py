@@ -90,6 +90,31 @@ def test_monitoring_a_validation_split(cifar_tree):
     assert json.loads((run_dir / "summary.json").read_text())["monitor"] == "val_acc"
 
 
+def test_monitoring_none_trains_on_all_of_train_and_keeps_the_last_epoch(cifar_tree):
+    cfg = tiny_config(cifar_tree, monitor="none", val_fraction=0, epochs=2)
+    run_dir = cifar.train(cfg)
+    rows = read_metrics(run_dir)
+    assert [r["epoch"] for r in rows] == ["1", "2"] and not any(k in rows[0] for k in ("val_acc", "test_acc"))
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["monitor"] == "none" and s["best_epoch"] == s["epochs"] == 2 and s["val_chosen"] is None
+    assert s["val_images"] == 0 and s["train_images"] == len(cifar.make_splits(cfg.data, 0)[0].train)
+    assert s["best_monitored"] is None and "last epoch" in s["callback"]
+    # best.ckpt is the last epoch's weights: re-scoring it gives the summary's test accuracy
+    assert cifar.evaluate_run(run_dir)["acc"] == pytest.approx(s["test_acc"])
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    best = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
+    assert all(torch.equal(last[k], best[k]) for k in last)
+
+
+def test_monitoring_none_refuses_a_val_split_it_would_not_use_and_early_stopping():
+    from cnnlab.errors import ConfigError
+    with pytest.raises(ConfigError, match="val_fraction 0"):
+        build(CifarConfig, monitor="none", val_fraction=0.1)
+    with pytest.raises(ConfigError, match="early_stopping_patience"):
+        build(CifarConfig, monitor="none", val_fraction=0, early_stopping_patience=2)
+    assert build(CifarConfig, monitor="none", val_fraction=0, flip_tta=True, shift_tta=True).shift_tta
+
+
 def test_cli_end_to_end(cifar_tree, tmp_path, capsys):
     assert main(["cifar", "archs"]) == 0
     assert "multipath" in capsys.readouterr().out
@@ -126,7 +151,7 @@ runs:
     assert main(["cifar", "compare", "--config", str(config), "--seeds", "2"]) == 0
     table = (Path(os.environ["CNNLAB_RUNS"]) / "cifar" / "table1.md").read_text()
     assert ("| Model | Architecture | Callback | Acc. train % | Acc. test % (epoch chosen on test: optimistic) | "
-            "Acc. test % (epoch chosen on val) |") in table
+            "Acc. test % (epoch chosen on val, or the last) |") in table
     assert "Residual[" in table and "±" in table
     for suffix in (".csv", ".tex"):
         assert (Path(os.environ["CNNLAB_RUNS"]) / "cifar" / f"table1{suffix}").is_file()

@@ -46,6 +46,22 @@ def test_every_test_figure_says_which_split_chose_its_epoch():
     assert "chosen on test accuracy: an optimistic" in chosen_on([{"monitor": "test_acc"}])
     assert chosen_on([{"monitor": "val_acc"}]) == "best epoch chosen on validation; test scored once"
     assert "for some runs" in chosen_on([{"monitor": "val_acc"}, {"monitor": "test_acc"}])
+    assert chosen_on([{"monitor": "none"}]) == "last epoch kept (no choice); test scored once"
+    assert chosen_on([{"monitor": "none"}, {"monitor": "val_acc"}]) == (
+        "best epoch chosen on validation, or the last epoch kept; test scored once")
+
+
+def test_a_run_that_chose_no_epoch_gives_an_honest_figure_and_an_honest_verdict():
+    from cnnlab.viz.comparisons import table1_verdict
+
+    last = cifar_summary(0.61, "none", None)
+    assert table1_row("m", [last])[TEST_ON_VAL] == fmt_acc([0.61], 1000) and table1_row("m", [last])[TEST_ON_TEST] == "-"
+    on_val = cifar_summary(0.55, "val_acc", {"epoch": 1, "val_acc": 0.5, "test_acc": 0.55})
+    text, facts = table1_verdict([("fast", [last]), ("sequential", [on_val])])
+    assert facts["chosen_on"] == "val" and facts["best"] == "fast" and "or the last epoch kept" in text
+    # an entry that chose on test without a val split still makes the verdict the optimistic one
+    text, facts = table1_verdict([("fast", [last]), ("sequential", [cifar_summary(0.7)])])
+    assert facts["chosen_on"] == "test" and facts["best"] == "sequential" and "optimistic" in text
 
 
 def test_difference_of_single_runs_is_newcombe_and_of_seeds_is_welch():

@@ -38,7 +38,7 @@ from cnnlab.models.layers import init_from_data
 from cnnlab.paths import runs_root
 from cnnlab.registry import did_you_mean
 from cnnlab.runs import environment, is_diverged, read_summary, write_summary
-from cnnlab.train.checkpoint import chosen_row, load_model_weights
+from cnnlab.train.checkpoint import chosen_row, copy_atomic, load_model_weights
 from cnnlab.train.classifier import ClassifierModule, accuracy, predict_logits
 from cnnlab.train.engine import Length, fit, uses_cuda
 from cnnlab.viz.comparisons import chosen_on, shared_recipe, table1_row, table1_verdict
@@ -65,11 +65,12 @@ def make_splits(cfg: CifarData, seed: int) -> tuple[Dataset, tuple[str, ...]]:
     ``limit_train``, class-balanced, see ``subsets``) by ``eval_seed``, so every seed is scored on the
     same images.
     Monitoring val scores val alone during training (test once, at the end); monitoring test also scores
-    val each epoch when there is one, so the epoch val would have chosen is known."""
+    val each epoch when there is one, so the epoch val would have chosen is known; monitoring none scores
+    nothing during training (the last epoch is the result, test scored once, at the end)."""
     data = subsets(cifar10.load(cfg.data_dir or None, cfg.data_root or None), limit_train=cfg.limit_train,
                    limit_test=cfg.limit_test, seed=seed, eval_seed=cfg.eval_seed, val_fraction=cfg.val_fraction)
-    if cfg.monitor == "val":
-        return data, ("val",)
+    if cfg.monitor in ("val", "none"):
+        return data, () if cfg.monitor == "none" else ("val",)
     return data, ("test", "val") if data.val is not None else ("test",)
 
 
@@ -90,7 +91,7 @@ def eval_transform(cfg: CifarConfig) -> Normalize:
 def shift_views(cfg: CifarConfig, split: str) -> bool:
     """Whether ``split`` is scored with the shifted views too: the test split scored once at the end (the
     per-epoch scores, and so a test-chosen checkpoint's figure, keep the flip views, which cost a third)."""
-    return cfg.shift_tta and split == "test" and cfg.data.monitor == "val"
+    return cfg.shift_tta and split == "test" and cfg.data.monitor != "test"
 
 
 def eval_batch_size(cfg: CifarConfig, on_gpu: bool | None = None) -> int:
@@ -145,6 +146,8 @@ def write_model_files(model: torch.nn.Module, run_dir: Path) -> Path:
 
 
 def callback_text(patience: int, split: str) -> str:
+    if split == "none":
+        return "checkpoint of the last epoch (no per-epoch evaluation)"
     text = f"checkpoint of the best {split}_acc (max)"
     if patience:
         text += f" + EarlyStopping({split}_acc, patience {patience})"
@@ -161,7 +164,7 @@ def train(cfg: CifarConfig) -> Path:
     check_arch(cfg.arch)
     pl.seed_everything(cfg.run.seed, verbose=False)
     data, eval_splits = make_splits(cfg.data, cfg.run.seed)
-    monitored = eval_splits[0]
+    monitored = eval_splits[0] if eval_splits else "none"
     model = build_model(cfg.arch, cfg.model)
     fit_to_data(model, cfg, data.train)
     run_dir = open_run(EXERCISE, cfg, cfg.run, data.fingerprint)
@@ -172,10 +175,12 @@ def train(cfg: CifarConfig) -> Path:
     started = time.perf_counter()
     length = Length(cfg.optim.epochs, cfg.optim.early_stopping_patience)
     with diverged_runs_recorded(run_dir, EXERCISE, count_params(model), arch=cfg.arch, architecture=describe(model)):
-        result = fit(module, train_loader, evaluation, run_dir, cfg.run, cfg.hardware, length,
+        result = fit(module, train_loader, evaluation or None, run_dir, cfg.run, cfg.hardware, length,
                      monitor=f"{monitored}_acc", mode="max")
     if not result.is_global_zero:
         return run_dir
+    if monitored == "none":  # the last epoch is the chosen one: every run folder holds a best.ckpt to score
+        copy_atomic(result.last_ckpt, result.last_ckpt.with_name("best.ckpt"))
 
     best = best_model(cfg, result.best_ckpt)
     precision = result.precision  # scored in the precision the Trainer used, as its evaluation was
@@ -197,8 +202,9 @@ def train(cfg: CifarConfig) -> Path:
     write_summary(run_dir, {
         "name": run_dir.name, "exercise": EXERCISE, "arch": cfg.arch,
         "architecture": describe(model), "params": count_params(model),
-        "epochs": result.epochs, "best_epoch": result.best_epoch, "monitor": f"{monitored}_acc",
-        "best_monitored": result.best_score, **scores,
+        "epochs": result.epochs, "best_epoch": result.best_epoch if eval_splits else result.epochs,
+        "monitor": f"{monitored}_acc" if eval_splits else "none",
+        "best_monitored": result.best_score if eval_splits else None, **scores,
         "val_chosen": val_chosen(run_dir, result, scores["test_acc"], monitored),
         "train_acc_source": "best checkpoint, clean eval pass",
         "callback": callback_text(optim.early_stopping_patience, monitored),
@@ -235,6 +241,8 @@ def recipe(cfg: CifarConfig) -> dict[str, Any]:
 def val_chosen(run_dir: Path, result: Any, test_acc: float, monitored: str) -> dict[str, Any] | None:
     """The honest figure beside a checkpoint chosen on test: the epoch with the best val accuracy and
     the test accuracy of that epoch's weights (val alone chose it). None without a val split."""
+    if monitored == "none":
+        return None
     if monitored == "val":
         return {"epoch": result.best_epoch, "val_acc": result.best_score, "test_acc": test_acc}
     row = chosen_row(run_dir / "metrics.csv", "val_acc", "max")

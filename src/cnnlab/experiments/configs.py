@@ -57,10 +57,13 @@ class CifarData:
     data_root: str = field("", "folder in which datasets are looked up (default: $CNNLAB_DATA, else ~/.cache/cnnlab)")
     limit_train: int = field(0, "class-balanced subset of the training images (0: all)")
     limit_test: int = field(0, "class-balanced subset of the test images (0: all)")
-    monitor: Literal["test", "val"] = field("val", "split whose accuracy picks best.ckpt: val (held out of train), "
-                                                   "or test as the lab sheet asks (an optimistic test figure; val, "
-                                                   "when held out, is then scored too, for the honest one)")
-    val_fraction: float = field(0.1, "class-balanced fraction of train held out as val (0: none, monitor test only)")
+    monitor: Literal["test", "val", "none"] = field("val", "split whose accuracy picks best.ckpt: val (held out of "
+                                                           "train), or test as the lab sheet asks (an optimistic test "
+                                                           "figure; val, when held out, is then scored too, for the "
+                                                           "honest one), or none: no per-epoch evaluation, the last "
+                                                           "epoch is the result (needs val_fraction 0; for recipes "
+                                                           "that end at their best, as the fast one does)")
+    val_fraction: float = field(0.1, "class-balanced fraction of train held out as val (0: none; then monitor test or none)")
     # Off by default: on runs of a few epochs, crops cost more than they regularise; recipes for longer
     # runs set it (Table 1 and the fast recipe do).
     crop_padding: int = field(0, "random-crop augmentation padding in pixels (0: off; 2-4 pays on long runs)")
@@ -79,6 +82,10 @@ class CifarData:
         a_fraction(self.val_fraction, "data.val_fraction")
         if self.monitor == "val" and self.val_fraction <= 0:
             raise ConfigError("data.monitor val needs data.val_fraction above 0 (or monitor test)")
+        if self.monitor == "none" and self.val_fraction > 0:
+            raise ConfigError(f"data.monitor none trains on all of train and scores nothing during training: a val "
+                              f"split ({self.val_fraction:g} of train) would be held out for nothing; set "
+                              f"data.val_fraction 0, or monitor val")
 
 
 @dataclass
@@ -90,7 +97,7 @@ class CifarConfig:
     arch: str = field("residual", "registered architecture (see `cnnlab cifar archs`)")
     model: dict = field({}, "options of the architecture's config, e.g. --model.widths [32,64,128]")
     flip_tta: bool = field(False, "evaluate on each image and its mirror image, averaging the logits")
-    shift_tta: bool = field(False, "with flip_tta and monitor val: the test split, scored once at the end, also "
+    shift_tta: bool = field(False, "with flip_tta and monitor val or none: the test split, scored once at the end, also "
                                    "averages in each image moved by 1 px down-right and up-left (6 views, "
                                    "airbench's); per-epoch evaluation and train accuracy keep the 2 flip views")
     run: RunOptions = field(RunOptions(), "the run")
@@ -101,9 +108,12 @@ class CifarConfig:
     data: CifarData = field(CifarData(), "the data")
 
     def __post_init__(self) -> None:
-        if self.shift_tta and not (self.flip_tta and self.data.monitor == "val"):
+        if self.shift_tta and not (self.flip_tta and self.data.monitor != "test"):
             raise ConfigError("shift_tta adds views to flip_tta's in the test split's one final scoring: it needs "
-                              "flip_tta true and data.monitor val")
+                              "flip_tta true and data.monitor val or none")
+        if self.data.monitor == "none" and self.optim.early_stopping_patience > 0:
+            raise ConfigError("optim.early_stopping_patience needs a monitored split: data.monitor none scores "
+                              "nothing during training")
         if self.data.monitor == "test" and self.data.val_fraction > 0 and self.optim.early_stopping_patience > 0:
             raise ConfigError("optim.early_stopping_patience with data.monitor test: the test set would decide when "
                               "to stop, so the epoch val chooses would not be an honest figure; monitor val to stop early")

@@ -7,7 +7,8 @@ from typing import Any
 
 from cnnlab.viz.curves import plot_curves
 from cnnlab.report.document import Document, Figure, Heading, Missing, Paragraph, Preformatted, Table
-from cnnlab.viz.comparisons import TEST_ON_TEST, TEST_ON_VAL, chosen_on, shared_recipe, table1_row, table1_verdict
+from cnnlab.viz.comparisons import (TEST_ON_TEST, TEST_ON_VAL, chosen_on, shared_recipe, table1_row, table1_verdict,
+                                    honest_choice, test_on_val)
 from cnnlab.stats import difference, mean_std
 from cnnlab.report.runs import add_diverged, Entry, group_by_entry, load_runs
 
@@ -51,9 +52,10 @@ def verdict(entries: list[Entry]) -> tuple[str, dict[str, Any]]:
                                          if k != "precision_reason"} for e in entries}
     pick = "val" if facts.get("chosen_on") == "val" else "test"
     facts["values_by_entry"] = {
-        e.name: ([float((r.summary.get("val_chosen") or {}).get("test_acc")) if pick == "val" else float(r.summary["test_acc"])
+        e.name: ([float(test_on_val(r.summary)) if pick == "val" else float(r.summary["test_acc"])
                   for r in e.runs], e.first.summary.get("test_images")) for e in entries}
-    facts["chosen_on_text"] = ("epochs chosen on validation" if pick == "val"
+    summaries = [r.summary for e in entries for r in e.runs]
+    facts["chosen_on_text"] = (honest_choice(summaries).replace("best epoch", "epochs") if pick == "val"
                                else "epochs chosen on test, so both figures are optimistic")
     return text, facts
 

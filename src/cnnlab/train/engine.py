@@ -32,7 +32,8 @@ from cnnlab.train.checkpoint import (AtomicCheckpointIO, EpochRecord, ResumableC
 
 # Lightning's advice that does not apply to in-memory tensor loaders or to our own metrics.csv.
 QUIET_WARNINGS = (".*does not have many workers.*", ".*smaller than the logging interval.*",
-                  ".*LeafSpec.*", ".*litlogger.*", ".*`training_step` returned `None`.*")
+                  ".*LeafSpec.*", ".*litlogger.*", ".*`training_step` returned `None`.*",
+                  ".*`validation_step` but have no `val_dataloader`.*")  # runs that score nothing while training
 
 
 def plain_cuda_check_without_nvml() -> None:

@@ -12,7 +12,7 @@ from cnnlab.stats import difference, mean_std, wilson_interval
 from cnnlab.viz.tables import fmt_acc, fmt_pct
 
 TEST_ON_TEST = "Acc. test % (epoch chosen on test: optimistic)"
-TEST_ON_VAL = "Acc. test % (epoch chosen on val)"
+TEST_ON_VAL = "Acc. test % (epoch chosen on val, or the last)"
 
 
 def chosen_on(summaries: list[dict[str, Any]]) -> str:
@@ -23,7 +23,15 @@ def chosen_on(summaries: list[dict[str, Any]]) -> str:
         return "best epoch chosen on test accuracy: an optimistic test figure"
     if "test" in splits:
         return "best epoch chosen on test accuracy for some runs (optimistic), on validation for others"
-    return "best epoch chosen on validation; test scored once"
+    return f"{honest_choice(summaries)}; test scored once"
+
+
+def honest_choice(summaries: list[dict[str, Any]]) -> str:
+    """How the epochs behind the honest test figures were chosen: on validation, or none chosen (runs that
+    monitor nothing keep their last epoch), or both."""
+    last = {str(s.get("monitor", "")) == "none" for s in summaries}
+    return {frozenset({False}): "best epoch chosen on validation", frozenset({True}): "last epoch kept (no choice)"
+            }.get(frozenset(last), "best epoch chosen on validation, or the last epoch kept")
 
 
 def duration(seconds: float) -> str:
@@ -32,7 +40,10 @@ def duration(seconds: float) -> str:
 
 
 def test_on_val(s: dict[str, Any]) -> float | None:
-    """The test accuracy of the epoch that validation chose (None when the run held out no val)."""
+    """The test accuracy of the epoch that validation chose, or of the last epoch when the run chose none
+    (None when a run that chose on test held out no val)."""
+    if s.get("monitor") == "none":
+        return s.get("test_acc")
     if s.get("val_chosen"):
         return s["val_chosen"].get("test_acc")
     return s.get("test_acc") if str(s.get("monitor", "")).startswith("val") else None  # runs of earlier versions
@@ -142,7 +153,7 @@ def table1_verdict(entries: list[tuple[str, list[dict[str, Any]]]]) -> tuple[str
         return "Every run diverged: there is no result to compare.", {}
     honest = all(test_on_val(s) is not None for _, runs in results for s in runs)
     pick = test_on_val if honest else (lambda s: s["test_acc"])
-    what = ("test accuracy (epoch chosen on validation)" if honest
+    what = (f"test accuracy ({honest_choice([s for _, runs in results for s in runs]).replace('best ', '')})" if honest
             else "test accuracy (epoch chosen on test: an optimistic figure)")
     candidates = [(name, [pick(s) for s in runs], runs[0].get("test_images")) for name, runs in results]
     text, facts = ranking(candidates, what)
