@@ -2,6 +2,7 @@
 
     python bench/cifar_time_to_acc.py [--epochs 8] [--target 0.90] [--seeds 0,1,2] [--set YAML]
     python bench/cifar_time_to_acc.py --target 0.94 --seeds 0,1,2,3,4   # on a GPU: time to 94%
+    python bench/cifar_time_to_acc.py --seeds 0,1,2 --peer   # each run beside airbench94 as a plain loop (CPU)
 
 The recipe is the ``residual_fast`` entry of the ``full`` CIFAR preset (one place for it), run
 with cnnlab's own ``train()`` on all 50,000 training images with nothing scored during training
@@ -29,6 +30,7 @@ import statistics
 import tempfile
 
 import _common
+import airbench_plain
 import yaml
 
 from cnnlab.experiments import cifar
@@ -95,7 +97,17 @@ def one_run(args: argparse.Namespace, seed: int) -> dict:
               f"({reached[1] / 60:.2f} min; {reached[2]:.1f} s without the evaluations); {final}", flush=True)
     else:
         print(f"did not reach {args.target:.0%} in {o.epochs} epochs; {final}", flush=True)
-    return {"reached": reached, "final": summary["test_acc"], "eval_share": eval_share}
+    return {"reached": reached, "final": summary["test_acc"], "eval_share": eval_share, "wall_s": wall,
+            "train_s": wall - float(last["eval_s"]) - final_test_s}
+
+
+def peer_run(args: argparse.Namespace, seed: int, ours: dict) -> dict:
+    """airbench94 as a plain loop (``airbench_plain``), same seed, epochs and data, printed beside ours."""
+    plain = airbench_plain.train(seed, args.epochs or 8)
+    print(f"plain airbench94 loop, seed {seed}: test {100 * plain['acc']:.2f}% (6 views), train {plain['train_s']:.1f} s, "
+          f"wall {plain['wall_s']:.1f} s | cnnlab: test {100 * ours['final']:.2f}%, train {ours['train_s']:.1f} s, "
+          f"wall {ours['wall_s']:.1f} s | train time cnnlab / plain {ours['train_s'] / plain['train_s']:.3f}", flush=True)
+    return plain
 
 
 def main() -> None:
@@ -107,11 +119,17 @@ def main() -> None:
                                                 "'{model.widths: [32, 128, 128], precision: 32-true}'")
     p.add_argument("--progress", action="store_true")
     p.add_argument("--runs-dir", default="", help="keep the runs there (default: a temporary folder, removed)")
+    p.add_argument("--peer", action="store_true", help="after each run, airbench94 as a plain PyTorch loop "
+                                                       "(bench/airbench_plain.py) with the same seed and epochs")
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     _common.header(f"cifar_time_to_acc: residual_fast, target {args.target:.0%}, seeds {seeds}, recipe from the "
                    f"full cifar preset; CPU: {_common.cpu_model()}")
-    runs = [one_run(args, seed) for seed in seeds]
+    runs, peers = [], []
+    for seed in seeds:
+        runs.append(one_run(args, seed))
+        if args.peer:
+            peers.append(peer_run(args, seed, runs[-1]))
     hit = [r["reached"] for r in runs if r["reached"]]
     print(f"\n# {len(hit)} of {len(runs)} runs reached {args.target:.0%}; mean final test accuracy "
           f"{100 * statistics.mean(r['final'] for r in runs):.2f}%; evaluation "
@@ -120,6 +138,11 @@ def main() -> None:
         print(f"# median: epoch {statistics.median(h[0] for h in hit):g}, {statistics.median(h[1] for h in hit):.1f} s "
               f"wall ({statistics.median(h[1] for h in hit) / 60:.2f} min), "
               f"{statistics.median(h[2] for h in hit):.1f} s without the evaluations")
+    if peers:
+        ratios = [r["train_s"] / q["train_s"] for r, q in zip(runs, peers)]
+        print(f"# plain airbench94 loop: median test {100 * statistics.median(q['acc'] for q in peers):.2f}% against "
+              f"cnnlab's {100 * statistics.median(r['final'] for r in runs):.2f}%; train time cnnlab / plain: median "
+              f"{statistics.median(ratios):.3f} (per seed: {', '.join(f'{x:.3f}' for x in ratios)})")
 
 
 if __name__ == "__main__":
