@@ -53,8 +53,8 @@ def one_run(args: argparse.Namespace, seed: int) -> dict:
     """Train the recipe once; print its curve; return what the median needs.
 
     The recipe scores the test split once, at the end (and a val split each epoch if one is set): the
-    time to the target is then the training's wall time plus that final test pass. (With ``--set '{monitor: test}'``
-    test is scored every epoch instead, and the first epoch at the target counts.)"""
+    time to the target is then the training's wall time plus that final test pass. (With
+    ``--set '{monitor: test, shift_tta: false}'`` test is scored every epoch instead, and the first epoch at the target counts.)"""
     with tempfile.TemporaryDirectory() as tmp:
         cfg = recipe(args, seed, args.runs_dir or tmp)
         run_dir = cifar.train(cfg)
@@ -63,8 +63,9 @@ def one_run(args: argparse.Namespace, seed: int) -> dict:
         summary = json.loads((run_dir / "summary.json").read_text())
     o = cfg.optim
     print(f"## seed {seed} | device: {summary['device']} | precision: {summary['hyperparameters']['precision']} | "
-          f"params: {summary['params']:,} | {summary['train_images']:,} training images, {summary['val_images']:,} val "
-          f"scored each epoch, {summary['test_images']:,} test | {summary['callback']} | batch {o.batch_size}, lr {o.lr}, wd {o.weight_decay}, "
+          f"params: {summary['params']:,} | {summary['train_images']:,} training images, "
+          f"{f'{vals:,} val scored each epoch' if (vals := summary['val_images']) else 'no per-epoch evaluation'}, "
+          f"{summary['test_images']:,} test | {summary['callback']} | batch {o.batch_size}, lr {o.lr}, wd {o.weight_decay}, "
           f"SGD momentum {o.momentum}, {o.schedule} (warm-up {o.warmup}), norm lr x{o.norm_lr_scale}, lookahead {o.lookahead}, "
           f"label smoothing {o.label_smoothing}, crops {cfg.data.crop_padding} px ({cfg.data.crop_fill}), flips "
           f"{'alternating' if cfg.data.alternating_flips else 'random'}, "

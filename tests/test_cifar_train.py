@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from cnnlab.config import build
+from cnnlab.errors import ConfigError
 from cnnlab.cli import main
 from cnnlab.experiments import cifar
 from cnnlab.experiments.cifar import CifarConfig
@@ -91,7 +92,7 @@ def test_monitoring_a_validation_split(cifar_tree):
 
 
 def test_monitoring_none_trains_on_all_of_train_and_keeps_the_last_epoch(cifar_tree):
-    cfg = tiny_config(cifar_tree, monitor="none", val_fraction=0, epochs=2)
+    cfg = tiny_config(cifar_tree, monitor="none", val_fraction=0, epochs=2, flip_tta=True, shift_tta=True)
     run_dir = cifar.train(cfg)
     rows = read_metrics(run_dir)
     assert [r["epoch"] for r in rows] == ["1", "2"] and not any(k in rows[0] for k in ("val_acc", "test_acc"))
@@ -99,15 +100,16 @@ def test_monitoring_none_trains_on_all_of_train_and_keeps_the_last_epoch(cifar_t
     assert s["monitor"] == "none" and s["best_epoch"] == s["epochs"] == 2 and s["val_chosen"] is None
     assert s["val_images"] == 0 and s["train_images"] == len(cifar.make_splits(cfg.data, 0)[0].train)
     assert s["best_monitored"] is None and "last epoch" in s["callback"]
-    # best.ckpt is the last epoch's weights: re-scoring it gives the summary's test accuracy
+    # best.ckpt is the last epoch's weights: re-scoring it (6 views, as the final scoring) gives the summary's
     assert cifar.evaluate_run(run_dir)["acc"] == pytest.approx(s["test_acc"])
+    with pytest.raises(ConfigError, match="no val split"):
+        cifar.evaluate_run(run_dir, "val")
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     best = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
     assert all(torch.equal(last[k], best[k]) for k in last)
 
 
 def test_monitoring_none_refuses_a_val_split_it_would_not_use_and_early_stopping():
-    from cnnlab.errors import ConfigError
     with pytest.raises(ConfigError, match="val_fraction 0"):
         build(CifarConfig, monitor="none", val_fraction=0.1)
     with pytest.raises(ConfigError, match="early_stopping_patience"):

@@ -46,9 +46,14 @@ def test_every_test_figure_says_which_split_chose_its_epoch():
     assert "chosen on test accuracy: an optimistic" in chosen_on([{"monitor": "test_acc"}])
     assert chosen_on([{"monitor": "val_acc"}]) == "best epoch chosen on validation; test scored once"
     assert "for some runs" in chosen_on([{"monitor": "val_acc"}, {"monitor": "test_acc"}])
-    assert chosen_on([{"monitor": "none"}]) == "last epoch kept (no choice); test scored once"
+    assert chosen_on([{"monitor": "none"}]) == "last epoch kept, none chosen; test scored once"
     assert chosen_on([{"monitor": "none"}, {"monitor": "val_acc"}]) == (
         "best epoch chosen on validation, or the last epoch kept; test scored once")
+    # the full preset: the lab's entries monitor test, the fast recipe's entry nothing
+    assert chosen_on([{"monitor": "test_acc"}, {"monitor": "none"}]) == (
+        "best epoch chosen on test accuracy for some runs (optimistic), the last epoch kept for others")
+    assert chosen_on([{"monitor": "test_acc"}, {"monitor": "none"}, {"monitor": "val_acc"}]).endswith(
+        "(optimistic), on validation or the last epoch kept for others")
 
 
 def test_a_run_that_chose_no_epoch_gives_an_honest_figure_and_an_honest_verdict():

@@ -91,7 +91,7 @@ def eval_transform(cfg: CifarConfig) -> Normalize:
 def shift_views(cfg: CifarConfig, split: str) -> bool:
     """Whether ``split`` is scored with the shifted views too: the test split scored once at the end (the
     per-epoch scores, and so a test-chosen checkpoint's figure, keep the flip views, which cost a third)."""
-    return cfg.shift_tta and split == "test" and cfg.data.monitor != "test"
+    return cfg.shift_tta and split == "test" and cfg.data.monitor in ("val", "none")
 
 
 def eval_batch_size(cfg: CifarConfig, on_gpu: bool | None = None) -> int:
@@ -353,8 +353,9 @@ def cmd_train(cfg: CifarConfig) -> int:
         honest = s.get("val_chosen") if s["monitor"] == "test_acc" else None
         also = (f"; epoch chosen on val: {s['val_chosen']['epoch']}, test acc {100 * honest['test_acc']:.1f}%"
                 if honest else "")
+        epoch = f"{s['epochs']} epochs" if s["monitor"] == "none" else f"best epoch {s['best_epoch']} of {s['epochs']}"
         print(f"{run_dir}: train acc {100 * s['train_acc']:.1f}%, test acc {100 * s['test_acc']:.1f}% "
-              f"(best epoch {s['best_epoch']} of {s['epochs']}, {chosen_on([s])}{also}; {s['wall_time_s']:.0f} s)")
+              f"({epoch}, {chosen_on([s])}{also}; {s['wall_time_s']:.0f} s)")
     return 0
 
 
@@ -367,5 +368,5 @@ def cmd_compare(options: SeededCompareOptions, overrides: dict[str, Any]) -> int
 def cmd_evaluate(options: EvaluateOptions) -> int:
     r = evaluate_run(options.run_dir, options.split, options.data_dir, options.data_root)
     print(f"{options.run_dir}: {r['split']} accuracy {100 * r['acc']:.1f}% (top-5 {100 * r['top5']:.1f}%) "
-          f"on {r['images']} images (best checkpoint)")
+          f"on {r['images']} images (best.ckpt: the chosen epoch, or the last where none was chosen)")
     return 0

@@ -108,7 +108,7 @@ class CifarConfig:
     data: CifarData = field(CifarData(), "the data")
 
     def __post_init__(self) -> None:
-        if self.shift_tta and not (self.flip_tta and self.data.monitor != "test"):
+        if self.shift_tta and not (self.flip_tta and self.data.monitor in ("val", "none")):
             raise ConfigError("shift_tta adds views to flip_tta's in the test split's one final scoring: it needs "
                               "flip_tta true and data.monitor val or none")
         if self.data.monitor == "none" and self.optim.early_stopping_patience > 0:

@@ -18,11 +18,14 @@ TEST_ON_VAL = "Acc. test % (epoch chosen on val, or the last)"
 def chosen_on(summaries: list[dict[str, Any]]) -> str:
     """Which split chose the checkpoints behind these test accuracies, in words a reader cannot miss:
     a test accuracy whose epoch the test set chose is optimistic."""
-    splits = sorted({str(s.get("monitor", "test_acc")).split("_")[0] for s in summaries})
-    if splits == ["test"]:
+    on_test = [s for s in summaries if str(s.get("monitor", "test_acc")).startswith("test")]
+    if len(on_test) == len(summaries):
         return "best epoch chosen on test accuracy: an optimistic test figure"
-    if "test" in splits:
-        return "best epoch chosen on test accuracy for some runs (optimistic), on validation for others"
+    kept_last = {str(s.get("monitor", "")) == "none" for s in summaries if s not in on_test}
+    others = {frozenset({False}): "on validation", frozenset({True}): "the last epoch kept"
+              }.get(frozenset(kept_last), "on validation or the last epoch kept")
+    if on_test:
+        return f"best epoch chosen on test accuracy for some runs (optimistic), {others} for others"
     return f"{honest_choice(summaries)}; test scored once"
 
 
@@ -30,7 +33,7 @@ def honest_choice(summaries: list[dict[str, Any]]) -> str:
     """How the epochs behind the honest test figures were chosen: on validation, or none chosen (runs that
     monitor nothing keep their last epoch), or both."""
     last = {str(s.get("monitor", "")) == "none" for s in summaries}
-    return {frozenset({False}): "best epoch chosen on validation", frozenset({True}): "last epoch kept (no choice)"
+    return {frozenset({False}): "best epoch chosen on validation", frozenset({True}): "last epoch kept, none chosen"
             }.get(frozenset(last), "best epoch chosen on validation, or the last epoch kept")
 
 
@@ -80,7 +83,8 @@ def table1_row(name: str, summaries: list[dict[str, Any]]) -> dict[str, Any]:
         TEST_ON_TEST: _acc_cell([test_on_test(s) for s in summaries], first.get("test_images")),
         TEST_ON_VAL: _acc_cell([test_on_val(s) for s in summaries], first.get("test_images")),
         "Params": f"{first['params']:,}",
-        "Epochs": f"{first['epochs']} (best {first['best_epoch']})" if len(summaries) == 1 else str(first["epochs"]),
+        "Epochs": (f"{first['epochs']} ({'last kept' if first.get('monitor') == 'none' else 'best ' + str(first['best_epoch'])})"
+                   if len(summaries) == 1 else str(first["epochs"])),
         "Optimizer, LR, batch": f"{hp['optimizer']}, {hp['lr']:g}, {hp['batch_size']}",
         "Time": duration(sum(s["wall_time_s"] for s in summaries) / len(summaries)),
     }
