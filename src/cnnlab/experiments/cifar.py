@@ -69,8 +69,10 @@ def make_splits(cfg: CifarData, seed: int) -> tuple[Dataset, tuple[str, ...]]:
     nothing during training (the last epoch is the result, test scored once, at the end)."""
     data = subsets(cifar10.load(cfg.data_dir or None, cfg.data_root or None), limit_train=cfg.limit_train,
                    limit_test=cfg.limit_test, seed=seed, eval_seed=cfg.eval_seed, val_fraction=cfg.val_fraction)
-    if cfg.monitor in ("val", "none"):
-        return data, () if cfg.monitor == "none" else ("val",)
+    if cfg.monitor == "none":
+        return data, ()
+    if cfg.monitor == "val":
+        return data, ("val",)
     return data, ("test", "val") if data.val is not None else ("test",)
 
 
@@ -164,7 +166,8 @@ def train(cfg: CifarConfig) -> Path:
     check_arch(cfg.arch)
     pl.seed_everything(cfg.run.seed, verbose=False)
     data, eval_splits = make_splits(cfg.data, cfg.run.seed)
-    monitored = eval_splits[0] if eval_splits else "none"
+    chose = bool(eval_splits)  # else nothing is scored while training: the last epoch is the result
+    monitored = eval_splits[0] if chose else "none"
     model = build_model(cfg.arch, cfg.model)
     fit_to_data(model, cfg, data.train)
     run_dir = open_run(EXERCISE, cfg, cfg.run, data.fingerprint)
@@ -179,7 +182,7 @@ def train(cfg: CifarConfig) -> Path:
                      monitor=f"{monitored}_acc", mode="max")
     if not result.is_global_zero:
         return run_dir
-    if monitored == "none":  # the last epoch is the chosen one: every run folder holds a best.ckpt to score
+    if not chose:  # every run folder holds a best.ckpt to score: here the last epoch's
         copy_atomic(result.last_ckpt, result.last_ckpt.with_name("best.ckpt"))
 
     best = best_model(cfg, result.best_ckpt)
@@ -202,9 +205,9 @@ def train(cfg: CifarConfig) -> Path:
     write_summary(run_dir, {
         "name": run_dir.name, "exercise": EXERCISE, "arch": cfg.arch,
         "architecture": describe(model), "params": count_params(model),
-        "epochs": result.epochs, "best_epoch": result.best_epoch if eval_splits else result.epochs,
-        "monitor": f"{monitored}_acc" if eval_splits else "none",
-        "best_monitored": result.best_score if eval_splits else None, **scores,
+        "epochs": result.epochs, "best_epoch": result.best_epoch if chose else result.epochs,
+        "monitor": f"{monitored}_acc" if chose else "none",
+        "best_monitored": result.best_score if chose else None, **scores,
         "val_chosen": val_chosen(run_dir, result, scores["test_acc"], monitored),
         "train_acc_source": "best checkpoint, clean eval pass",
         "callback": callback_text(optim.early_stopping_patience, monitored),
