@@ -48,6 +48,34 @@ def test_wrong_types_are_named(key, value, msg):
         cfgmod.build(Example, {key: value})
 
 
+@dataclass
+class WithOptional:
+    note: str | None = field(None, "a key that may be left empty")
+    lr: float = field(0.1, "learning rate")
+
+
+@pytest.mark.parametrize("key", ["epochs", "lr", "widths", "mode", "flag"])
+def test_null_is_refused_where_the_type_has_no_none(tmp_path, key):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"{key}:\n")  # YAML's empty value is null: a value deleted by mistake
+    with pytest.raises(ConfigError, match=rf"c\.yaml: {key}: a value is needed \(got null"):
+        cfgmod.load(Example, path)
+    with pytest.raises(ConfigError, match=rf"^{key}: a value is needed"):
+        cfgmod.build(Example, {key: None})
+
+
+def test_null_stays_allowed_where_the_type_takes_none():
+    assert cfgmod.build(WithOptional, {"note": None}).note is None
+    assert cfgmod.build(WithOptional, {"note": "x"}).note == "x"
+    with pytest.raises(ConfigError, match="lr: a value is needed"):
+        cfgmod.build(WithOptional, {"lr": None})
+
+
+def test_null_for_a_nested_key_names_the_key():
+    with pytest.raises(ConfigError, match=r"data\.monitor: a value is needed"):
+        cfgmod.build(CifarConfig, {"monitor": None})
+
+
 def test_bad_yaml_and_missing_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("epochs: [1,\n")

@@ -75,6 +75,10 @@ class Leaf:
     def is_mapping(self) -> bool:
         return self.type is dict or typing.get_origin(self.type) is dict
 
+    @property
+    def takes_none(self) -> bool:
+        return self.type is type(None) or type(None) in typing.get_args(self.type)
+
 
 def _default(f: dataclasses.Field) -> Any:
     if f.default is not dataclasses.MISSING:
@@ -310,13 +314,16 @@ def build(cls: type[T], values: dict[str, Any] | None = None, **more: Any) -> T:
 def _plain(cls: type, flat: dict[str, Any]) -> dict[str, Any]:
     """Values as jsonargparse takes them: tuples as lists, one value for a list key as a list of one, and
     numbers given to text keys as text (YAML reads ``devices: 2`` as a number where the command line gives
-    the text "2")."""
+    the text "2"). ``ConfigError`` on null for a key whose type has no None."""
     known = leaves(cls)
     out = {}
     for key, value in flat.items():
         if isinstance(value, tuple):
             value = list(value)
         leaf = known.get(key)
+        if value is None and leaf is not None and not leaf.takes_none:
+            # jsonargparse lets null through for any type; YAML's empty value or ``null`` is a slip
+            raise ConfigError(f"{key}: a value is needed (got null; the default is {leaf.default!r})")
         if leaf is not None and leaf.is_list and not isinstance(value, list):
             value = [value]  # one value for a list key is a list of one, as 8 on the command line is [8]
         if leaf is not None and leaf.type is str and isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -38,7 +38,7 @@ from cnnlab.models.layers import init_from_data
 from cnnlab.paths import runs_root
 from cnnlab.registry import did_you_mean
 from cnnlab.runs import environment, is_diverged, read_summary, write_summary
-from cnnlab.train.checkpoint import chosen_row, copy_atomic, load_model_weights
+from cnnlab.train.checkpoint import chosen_row, load_model_weights
 from cnnlab.train.classifier import ClassifierModule, accuracy, predict_logits
 from cnnlab.train.engine import Length, fit, uses_cuda
 from cnnlab.viz.comparisons import chosen_on, shared_recipe, table1_row, table1_verdict
@@ -182,8 +182,6 @@ def train(cfg: CifarConfig) -> Path:
                      monitor=f"{monitored}_acc", mode="max")
     if not result.is_global_zero:
         return run_dir
-    if not chose:  # every run folder holds a best.ckpt to score: here the last epoch's
-        copy_atomic(result.last_ckpt, result.last_ckpt.with_name("best.ckpt"))
 
     best = best_model(cfg, result.best_ckpt)
     precision = result.precision  # scored in the precision the Trainer used, as its evaluation was

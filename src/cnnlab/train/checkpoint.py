@@ -6,7 +6,8 @@ writes, in this order:
 1. the epoch's row of ``metrics.csv`` (replacing any row of the same or a later epoch left by a killed
    attempt, so every epoch appears once);
 2. ``checkpoints/last.ckpt``, which also records the best epoch so far and its monitored value;
-3. when the epoch is the new best, ``checkpoints/best.ckpt`` as a copy of ``last.ckpt``.
+3. when the epoch is the new best, ``checkpoints/best.ckpt`` as a copy of ``last.ckpt``. (A run that
+   evaluates nothing keeps its last epoch: ``best.ckpt`` is then copied once, when fit ends.)
 
 Each file is written to a temporary name and renamed (``AtomicCheckpointIO``, ``cnnlab.files``). A kill
 between 2 and 3 leaves ``last.ckpt`` naming a best epoch that ``best.ckpt`` does not hold yet; a resume
@@ -187,7 +188,8 @@ class EpochRecord(Checkpoint):
 
     Args:
         run_dir: the run folder; files go to ``metrics.csv`` and ``checkpoints/``.
-        monitor: logged metric that picks ``best.ckpt`` (None: no evaluation, so no best.ckpt).
+        monitor: logged metric that picks ``best.ckpt`` (None: nothing is evaluated, the last epoch is the
+            result, and ``best.ckpt`` is its copy, written once when fit ends: every run folder holds one).
         mode: ``"max"`` or ``"min"``. Ties keep the earlier epoch.
 
     Epochs are counted from 1 in the CSV, the state and ``best_epoch``. A second training phase in the
@@ -223,7 +225,7 @@ class EpochRecord(Checkpoint):
 
     @property
     def best_path(self) -> Path:
-        return self.dirpath / "best.ckpt" if self.monitor else self.last_path
+        return self.dirpath / "best.ckpt"
 
     def elapsed(self) -> float:
         return self.offset_s + time.perf_counter() - self.started
@@ -268,6 +270,10 @@ class EpochRecord(Checkpoint):
         self.saved_epoch = epoch
         if improved and trainer.is_global_zero:
             copy_atomic(self.last_path, self.best_path)
+
+    def on_fit_end(self, trainer, pl_module):
+        if not self.monitor and trainer.is_global_zero and self.last_path.is_file():
+            copy_atomic(self.last_path, self.best_path)  # once per fit, not per epoch: short epochs stay cheap
 
     def _write_row(self, row: dict[str, Any]) -> None:
         header, rows = read_rows(self.metrics_path)
