@@ -99,13 +99,14 @@ def one_run(args: argparse.Namespace, seed: int) -> dict:
     else:
         print(f"did not reach {args.target:.0%} in {o.epochs} epochs; {final}", flush=True)
     return {"reached": reached, "final": summary["test_acc"], "eval_share": eval_share, "wall_s": wall,
-            "train_s": wall - float(last["eval_s"]) - final_test_s}
+            "train_s": wall - float(last["eval_s"]) - final_test_s, "epochs": o.epochs, "batch": o.batch_size}
 
 
 def peer_run(args: argparse.Namespace, seed: int, ours: dict) -> dict:
-    """airbench94 as a plain loop (``airbench_plain``), same seed, epochs and data, printed beside ours."""
-    plain = airbench_plain.train(seed, args.epochs or 8)
-    print(f"plain airbench94 loop, seed {seed}: test {100 * plain['acc']:.2f}% (6 views), train {plain['train_s']:.1f} s, "
+    """airbench94 as a plain loop (``airbench_plain``), same seed, epochs, batch size and data, printed beside
+    ours."""
+    plain = airbench_plain.train(seed, ours["epochs"], batch=ours["batch"])
+    print(f"plain airbench94 loop (batch {ours['batch']}), seed {seed}: test {100 * plain['acc']:.2f}% (6 views), train {plain['train_s']:.1f} s, "
           f"wall {plain['wall_s']:.1f} s | cnnlab: test {100 * ours['final']:.2f}%, train {ours['train_s']:.1f} s, "
           f"wall {ours['wall_s']:.1f} s | train time cnnlab / plain {ours['train_s'] / plain['train_s']:.3f}", flush=True)
     return plain
@@ -121,7 +122,7 @@ def main() -> None:
     p.add_argument("--progress", action="store_true")
     p.add_argument("--runs-dir", default="", help="keep the runs there (default: a temporary folder, removed)")
     p.add_argument("--peer", action="store_true", help="after each run, airbench94 as a plain PyTorch loop "
-                                                       "(bench/airbench_plain.py) with the same seed and epochs")
+                                                       "(bench/airbench_plain.py) with the same seed, epochs and batch size")
     args = p.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     _common.header(f"cifar_time_to_acc: residual_fast, target {args.target:.0%}, seeds {seeds}, recipe from the "

@@ -287,3 +287,16 @@ def test_the_report_shows_one_food_run_per_config_and_names_the_one_it_ranks(tmp
     food("lite0-frozen-s0-2", val=0.80, test=0.81, when=2e9)    # its re-run, finished last: the one shown
     text = build(tmp_path / "runs", tmp_path / "report")[1].read_text()
     assert "Its test accuracy: 81.0%" in text and "70.0" not in text.split("## Exercise 2")[1].split("## Exercise 3")[0]
+
+
+def test_the_hyperparameter_table_says_last_where_no_epoch_was_chosen(tmp_path):
+    from cnnlab.report.exercise1 import hyperparameter_rows
+    from cnnlab.report.runs import Entry
+
+    def run(name: str, monitor: str, best_epoch: int) -> Run:
+        return Run(tmp_path / name, {"params": 10, "epochs": 8, "best_epoch": best_epoch, "monitor": monitor,
+                                     "hyperparameters": {"lr": 1.5}, "wall_time_s": 1.0})
+
+    rows = hyperparameter_rows([Entry("fast", [run("fast-s0", "none", 8), run("fast-s1", "none", 8)]),
+                                Entry("residual", [run("residual-s0", "val_acc", 5)])])
+    assert [r["Best epoch"] for r in rows] == ["last, last", "5"]

@@ -23,13 +23,18 @@ def table1_rows(entries: list[Entry]) -> list[dict[str, Any]]:
     return [{k: row[k] for k in shown} for row in rows]
 
 
+def chosen_epoch(summary: dict[str, Any]) -> str:
+    """The epoch a run's checkpoint was chosen at, or "last" for a run that scored nothing while training."""
+    return "last" if summary.get("monitor") == "none" else str(summary["best_epoch"])
+
+
 def hyperparameter_rows(entries: list[Entry]) -> list[dict[str, Any]]:
     rows = []
     for e in entries:
         s = e.first.summary
         hp = s.get("hyperparameters", {})
         rows.append({"Model": e.name, "Params": f"{s['params']:,}", "Epochs": s["epochs"],
-                     "Best epoch": ", ".join(str(r.summary["best_epoch"]) for r in e.runs),
+                     "Best epoch": ", ".join(chosen_epoch(r.summary) for r in e.runs),
                      "Optimizer": hp.get("optimizer"), "LR": hp.get("lr"), "Batch": hp.get("batch_size"),
                      "Weight decay": hp.get("weight_decay"), "Schedule": hp.get("schedule"),
                      "Label smoothing": hp.get("label_smoothing"), "Augmentation":
