@@ -1,6 +1,6 @@
 """airbench94 as a plain PyTorch loop: the peer of ``bench/cifar_time_to_acc.py``.
 
-    python bench/airbench_plain.py [--epochs 8] [--seeds 0,1,2] [--precision bf16-mixed]
+    python bench/airbench_plain.py [--epochs 8] [--seeds 0,1,2] [--precision bf16-mixed] [--batch 1024]
 
 What a practitioner who wants CIFAR-10 fast writes instead of using a framework: Keller Jordan's airbench94
 (2024) training loop, written here from its published description with nothing of cnnlab's engine, data
@@ -94,6 +94,17 @@ def six_view_accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, autocast
     return correct / len(x)
 
 
+def kilostep() -> float:
+    """airbench's normaliser of its per-1024-example hyper-parameters (momentum's effective step count)."""
+    return 1024 * (1 + 1 / (1 - MOMENTUM))
+
+
+def mean_loss_recipe(batch: int) -> tuple[float, float]:
+    """airbench94's learning rate and weight decay at ``batch``, in the terms of a mean loss (cnnlab's):
+    (lr, weight decay as a multiple of lr); 1.5 and 1.33e-3 at 1024."""
+    return LR_PER_1024 / kilostep() * batch, WD_PER_1024 / LR_PER_1024
+
+
 def train(seed: int, epochs: float, precision: str = "bf16-mixed", data=None, batch: int = 1024) -> dict:
     """One airbench94 run; returns test accuracy (fraction), train seconds and wall seconds (scoring included).
 
@@ -103,11 +114,12 @@ def train(seed: int, epochs: float, precision: str = "bf16-mixed", data=None, ba
     torch.manual_seed(seed)
     started = time.perf_counter()
     x, y = normalise(data.train.x), data.train.y
+    if not 0 < batch <= len(x):
+        raise ValueError(f"batch must be between 1 and the {len(x)} training images, got {batch}")
     net = make_net(x)
     steps_per_epoch = len(x) // batch
     total = math.ceil(steps_per_epoch * epochs)
-    kilostep = 1024 * (1 + 1 / (1 - MOMENTUM))
-    lr, wd = LR_PER_1024 / kilostep, WD_PER_1024 * batch / kilostep
+    lr, wd = LR_PER_1024 / kilostep(), WD_PER_1024 * batch / kilostep()
     bn_shifts = [m.bias for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
     others = [p for p in net.parameters() if p.requires_grad and all(p is not b for b in bn_shifts)]
     optimizer = torch.optim.SGD([{"params": bn_shifts, "lr": lr * BIAS_SCALE, "weight_decay": wd / (lr * BIAS_SCALE)},

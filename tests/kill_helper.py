@@ -3,7 +3,8 @@
     python tests/kill_helper.py POINT CONFIG_JSON
 
 POINT: mid-epoch (epoch 2, second batch), checkpoint-write (half of epoch 2's last.ckpt written to its
-temporary file), best-copy (epoch 1's last.ckpt written, its best.ckpt copy not yet), final-eval (the
+temporary file), best-copy (epoch 1's last.ckpt written, its best.ckpt copy not yet; with monitor none, the copy made when
+fit finishes), final-eval (the
 first re-evaluation of best.ckpt after training). And one that is no kill: sigint-in-write (Ctrl-C
 arrives inside the OS write of epoch 2's last.ckpt), run through the command line to see its exit code.
 """

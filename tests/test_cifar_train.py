@@ -166,11 +166,13 @@ runs:
     assert "did you mean 'epochs'" in capsys.readouterr().err
 
 
-def test_ddp_two_cpu_processes_write_one_best_checkpoint(cifar_tree, tmp_path):
+@pytest.mark.parametrize("monitor", [[], ["--monitor", "none", "--val-fraction", "0"]], ids=["val", "none"])
+def test_ddp_two_cpu_processes_write_one_best_checkpoint(cifar_tree, tmp_path, monitor):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "cnnlab", "cifar", "train", "--arch", "sequential", "--model.widths", "[8,16,32]",
            "--data-dir", str(cifar_tree), "--epochs", "2", "--batch-size", "8", "--accelerator", "cpu",
-           "--devices", "2", "--hardware.strategy", "ddp", "--precision", "32-true", "--no-progress", "--name", "ddp"]
+           "--devices", "2", "--hardware.strategy", "ddp", "--precision", "32-true", "--no-progress", "--name", "ddp",
+           *monitor]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     runs = Path(os.environ["CNNLAB_RUNS"]) / "cifar"

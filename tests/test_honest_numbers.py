@@ -289,7 +289,7 @@ def test_the_report_shows_one_food_run_per_config_and_names_the_one_it_ranks(tmp
     assert "Its test accuracy: 81.0%" in text and "70.0" not in text.split("## Exercise 2")[1].split("## Exercise 3")[0]
 
 
-def test_the_hyperparameter_table_says_last_where_no_epoch_was_chosen(tmp_path):
+def test_the_hyperparameter_table_says_last_kept_where_no_epoch_was_chosen(tmp_path):
     from cnnlab.report.exercise1 import hyperparameter_rows
     from cnnlab.report.runs import Entry
 
@@ -299,4 +299,4 @@ def test_the_hyperparameter_table_says_last_where_no_epoch_was_chosen(tmp_path):
 
     rows = hyperparameter_rows([Entry("fast", [run("fast-s0", "none", 8), run("fast-s1", "none", 8)]),
                                 Entry("residual", [run("residual-s0", "val_acc", 5)])])
-    assert [r["Best epoch"] for r in rows] == ["last, last", "5"]
+    assert [r["Best epoch"] for r in rows] == ["last kept, last kept", "5"]

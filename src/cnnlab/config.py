@@ -323,7 +323,8 @@ def _plain(cls: type, flat: dict[str, Any]) -> dict[str, Any]:
         leaf = known.get(key)
         if value is None and leaf is not None and not leaf.takes_none:
             # jsonargparse lets null through for any type; YAML's empty value or ``null`` is a slip
-            raise ConfigError(f"{key}: a value is needed (got null; the default is {leaf.default!r})")
+            raise ConfigError(f"{key}: a value is needed (got null; delete the line to keep the default, "
+                              f"{leaf.default!r})")
         if leaf is not None and leaf.is_list and not isinstance(value, list):
             value = [value]  # one value for a list key is a list of one, as 8 on the command line is [8]
         if leaf is not None and leaf.type is str and isinstance(value, (int, float)) and not isinstance(value, bool):

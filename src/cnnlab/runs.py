@@ -3,7 +3,8 @@
     runs/<exercise>/<name>/
         config.yaml            resolved config of the run
         metrics.csv            one row per epoch
-        checkpoints/best.ckpt  best by the monitored metric; checkpoints/last.ckpt for --resume
+        checkpoints/best.ckpt  best by the monitored metric (the last epoch when none is monitored)
+        checkpoints/last.ckpt  the last finished epoch, for --resume
         data_fingerprint       the fingerprint of the data source it trains on (written when it starts)
         summary.json           the numbers tables and the report are built from (see REQUIRED)
 

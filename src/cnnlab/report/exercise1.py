@@ -24,8 +24,8 @@ def table1_rows(entries: list[Entry]) -> list[dict[str, Any]]:
 
 
 def chosen_epoch(summary: dict[str, Any]) -> str:
-    """The epoch a run's checkpoint was chosen at, or "last" for a run that scored nothing while training."""
-    return "last" if summary.get("monitor") == "none" else str(summary["best_epoch"])
+    """The epoch a run's checkpoint was chosen at, or "last kept" for a run that scored nothing while training."""
+    return "last kept" if summary.get("monitor") == "none" else str(summary["best_epoch"])
 
 
 def hyperparameter_rows(entries: list[Entry]) -> list[dict[str, Any]]:

@@ -81,7 +81,8 @@ def _zip_intact(path: Path) -> bool:
 def corrupt_message(path: Path, error: BaseException) -> str:
     reason = (str(error).splitlines() or [type(error).__name__])[0].split(". ")[0]  # its first sentence
     hint = ("the run cannot continue from it: start over with --force (or another --name); "
-            "checkpoints/best.ckpt still holds the best epoch so far") if path.name == "last.ckpt" else \
+            "checkpoints/best.ckpt still holds the best epoch so far (a run that monitors nothing writes it "
+            "only when it finishes)") if path.name == "last.ckpt" else \
         "retrain the run (--force) to write it again"
     return f"{path}: checkpoint is truncated or corrupt ({reason[:160]}); {hint}"
 
@@ -189,7 +190,8 @@ class EpochRecord(Checkpoint):
     Args:
         run_dir: the run folder; files go to ``metrics.csv`` and ``checkpoints/``.
         monitor: logged metric that picks ``best.ckpt`` (None: nothing is evaluated, the last epoch is the
-            result, and ``best.ckpt`` is its copy, written once when fit ends: every run folder holds one).
+            result, and ``best.ckpt`` is its copy, written once when fit finishes: a finished run folder
+            always holds one).
         mode: ``"max"`` or ``"min"``. Ties keep the earlier epoch.
 
     Epochs are counted from 1 in the CSV, the state and ``best_epoch``. A second training phase in the

@@ -1,7 +1,7 @@
 """The Lightning Trainer as every exercise uses it.
 
 ``fit`` wires one run folder to a Trainer: ``EpochRecord`` keeps ``metrics.csv``, ``best.ckpt`` by the
-monitored metric and ``last.ckpt`` for ``--resume`` (crash-safe, see ``train.checkpoint``); a NaN loss
+monitored metric (or the last epoch's copy when nothing is monitored) and ``last.ckpt`` for ``--resume`` (crash-safe, see ``train.checkpoint``); a NaN loss
 stops the run (``FiniteLoss``); optional early stopping; the chosen logger; and precision/devices/strategy
 passed straight through (so DDP on several GPUs or nodes is Lightning's, not ours).
 """
