@@ -41,7 +41,7 @@ from cnnlab.runs import environment, is_diverged, read_summary, write_summary
 from cnnlab.train.checkpoint import chosen_row, load_model_weights
 from cnnlab.train.classifier import ClassifierModule, accuracy, predict_logits
 from cnnlab.train.engine import Length, fit, uses_cuda
-from cnnlab.viz.comparisons import chosen_on, shared_recipe, table1_row, table1_verdict
+from cnnlab.viz.comparisons import chosen_on, kept_last, shared_recipe, table1_row, table1_verdict
 from cnnlab.viz.tables import write_table
 
 EXERCISE = "cifar"
@@ -203,7 +203,7 @@ def train(cfg: CifarConfig) -> Path:
     write_summary(run_dir, {
         "name": run_dir.name, "exercise": EXERCISE, "arch": cfg.arch,
         "architecture": describe(model), "params": count_params(model),
-        "epochs": result.epochs, "best_epoch": result.best_epoch if chose else result.epochs,
+        "epochs": result.epochs, "best_epoch": result.best_epoch,
         "monitor": f"{monitored}_acc" if chose else "none",
         "best_monitored": result.best_score if chose else None, **scores,
         "val_chosen": val_chosen(run_dir, result, scores["test_acc"], monitored),
@@ -354,7 +354,7 @@ def cmd_train(cfg: CifarConfig) -> int:
         honest = s.get("val_chosen") if s["monitor"] == "test_acc" else None
         also = (f"; epoch chosen on val: {s['val_chosen']['epoch']}, test acc {100 * honest['test_acc']:.1f}%"
                 if honest else "")
-        epoch = f"{s['epochs']} epochs" if s["monitor"] == "none" else f"best epoch {s['best_epoch']} of {s['epochs']}"
+        epoch = f"{s['epochs']} epochs" if kept_last(s) else f"best epoch {s['best_epoch']} of {s['epochs']}"
         print(f"{run_dir}: train acc {100 * s['train_acc']:.1f}%, test acc {100 * s['test_acc']:.1f}% "
               f"({epoch}, {chosen_on([s])}{also}; {s['wall_time_s']:.0f} s)")
     return 0

@@ -76,7 +76,7 @@ def train_ssl(cfg: SslConfig) -> Path:
         write_summary(run_dir, {
             "name": run_dir.name, "exercise": EXERCISE, "kind": "ssl", "method": "SimCLR (NT-Xent, lightly)",
             "params": count_params(model), "encoder_params": count_params(model.encoder), "features": 128,
-            "epochs": result.epochs, "best_epoch": result.epochs, "loss_first": losses[0], "loss_last": losses[-1],
+            "epochs": result.epochs, "best_epoch": result.best_epoch, "loss_first": losses[0], "loss_last": losses[-1],
             "temperature": cfg.optim.temperature, "batch_size": batch, "augmentations": describe_views(),
             "checkpoint": "last.ckpt: the encoder after its last epoch (no labels, so no split to pick an epoch by)",
             "train_images": len(letters), "wall_time_s": result.wall_time_s, "precision": result.precision,

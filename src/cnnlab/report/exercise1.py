@@ -7,7 +7,7 @@ from typing import Any
 
 from cnnlab.viz.curves import plot_curves
 from cnnlab.report.document import Document, Figure, Heading, Missing, Paragraph, Preformatted, Table
-from cnnlab.viz.comparisons import (TEST_ON_TEST, TEST_ON_VAL, chosen_on, shared_recipe, table1_row, table1_verdict,
+from cnnlab.viz.comparisons import (TEST_ON_TEST, TEST_ON_VAL, chosen_on, kept_last, shared_recipe, table1_row, table1_verdict,
                                     honest_choice, test_on_val)
 from cnnlab.stats import difference, mean_std
 from cnnlab.report.runs import add_diverged, Entry, group_by_entry, load_runs
@@ -25,7 +25,7 @@ def table1_rows(entries: list[Entry]) -> list[dict[str, Any]]:
 
 def chosen_epoch(summary: dict[str, Any]) -> str:
     """The epoch a run's checkpoint was chosen at, or "last kept" for a run that scored nothing while training."""
-    return "last kept" if summary.get("monitor") == "none" else str(summary["best_epoch"])
+    return "last kept" if kept_last(summary) else str(summary["best_epoch"])
 
 
 def hyperparameter_rows(entries: list[Entry]) -> list[dict[str, Any]]:
@@ -115,7 +115,7 @@ def section(doc: Document, runs_dir: Path, figures_dir: Path) -> dict[str, Any]:
                       + (" Runs that monitor nothing (a recipe whose schedule and weight averaging end at the "
                          "net it is for) train on all the training images and keep their last epoch; their "
                          "test accuracy, scored once, stands in the honest column."
-                         if any(r.summary.get("monitor") == "none" for e in entries for r in e.runs) else "")))
+                         if any(kept_last(r.summary) for e in entries for r in e.runs) else "")))
     doc.add(Table(table1_rows(entries), caption="Table 1: architectures, callbacks and accuracies"
                   + (" (mean ± std over seeds)" if any(len(e.runs) > 1 for e in entries) else "")
                   + f"; {chosen_on([r.summary for e in entries for r in e.runs])}"))

@@ -190,8 +190,8 @@ class EpochRecord(Checkpoint):
     Args:
         run_dir: the run folder; files go to ``metrics.csv`` and ``checkpoints/``.
         monitor: logged metric that picks ``best.ckpt`` (None: nothing is evaluated, the last epoch is the
-            result, and ``best.ckpt`` is its copy, written once when fit finishes: a finished run folder
-            always holds one).
+            result, ``best_epoch`` follows it, and ``best.ckpt`` is its copy, written once when fit
+            finishes: a finished run folder always holds one).
         mode: ``"max"`` or ``"min"``. Ties keep the earlier epoch.
 
     Epochs are counted from 1 in the CSV, the state and ``best_epoch``. A second training phase in the
@@ -263,6 +263,8 @@ class EpochRecord(Checkpoint):
         improved = value is not None and self._better(value)
         if improved:
             self.best_score, self.best_epoch = value, epoch
+        elif not self.monitor:
+            self.best_epoch = epoch  # nothing chooses: the epoch kept is the last
         self.last_epoch = epoch
         if trainer.is_global_zero:
             lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None

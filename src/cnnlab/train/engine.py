@@ -1,8 +1,8 @@
 """The Lightning Trainer as every exercise uses it.
 
 ``fit`` wires one run folder to a Trainer: ``EpochRecord`` keeps ``metrics.csv``, ``best.ckpt`` by the
-monitored metric (or the last epoch's copy when nothing is monitored) and ``last.ckpt`` for ``--resume`` (crash-safe, see ``train.checkpoint``); a NaN loss
-stops the run (``FiniteLoss``); optional early stopping; the chosen logger; and precision/devices/strategy
+monitored metric (or the last epoch's copy when nothing is monitored) and ``last.ckpt`` for ``--resume``
+(crash-safe, see ``train.checkpoint``); a NaN loss stops the run (``FiniteLoss``); optional early stopping; the chosen logger; and precision/devices/strategy
 passed straight through (so DDP on several GPUs or nodes is Lightning's, not ours).
 """
 
@@ -99,7 +99,7 @@ def quiet_lightning() -> None:
 class FitResult:
     best_ckpt: Path
     last_ckpt: Path
-    best_epoch: int  # 1-based, as people count epochs
+    best_epoch: int  # 1-based, as people count epochs; the last one when nothing is monitored
     best_score: float
     epochs: int
     wall_time_s: float

@@ -15,16 +15,26 @@ TEST_ON_TEST = "Acc. test % (epoch chosen on test: optimistic)"
 TEST_ON_VAL = "Acc. test % (epoch chosen on val, or the last)"
 
 
+def kept_last(s: dict[str, Any]) -> bool:
+    """Whether a run monitored nothing and so kept its last epoch (CIFAR's ``monitor: none``)."""
+    return s.get("monitor") == "none"
+
+
+def _val_or_last(summaries: list[dict[str, Any]], on_val: str, last: str, both: str) -> str:
+    """``on_val`` when every run chose its epoch on validation, ``last`` when every run kept its last, else ``both``."""
+    kinds = {kept_last(s) for s in summaries}
+    return on_val if kinds == {False} else last if kinds == {True} else both
+
+
 def chosen_on(summaries: list[dict[str, Any]]) -> str:
     """Which split chose the checkpoints behind these test accuracies, in words a reader cannot miss:
     a test accuracy whose epoch the test set chose is optimistic."""
     on_test = [s for s in summaries if str(s.get("monitor", "test_acc")).startswith("test")]
     if len(on_test) == len(summaries):
         return "best epoch chosen on test accuracy: an optimistic test figure"
-    kept_last = {str(s.get("monitor", "")) == "none" for s in summaries if s not in on_test}
-    others = {frozenset({False}): "on validation", frozenset({True}): "the last epoch kept"
-              }.get(frozenset(kept_last), "on validation or the last epoch kept")
     if on_test:
+        others = _val_or_last([s for s in summaries if s not in on_test], "on validation", "the last epoch kept",
+                              "on validation or the last epoch kept")
         return f"best epoch chosen on test accuracy for some runs (optimistic), {others} for others"
     return f"{honest_choice(summaries)}; test scored once"
 
@@ -32,9 +42,8 @@ def chosen_on(summaries: list[dict[str, Any]]) -> str:
 def honest_choice(summaries: list[dict[str, Any]]) -> str:
     """How the epochs behind the honest test figures were chosen: on validation, or none chosen (runs that
     monitor nothing keep their last epoch), or both."""
-    last = {str(s.get("monitor", "")) == "none" for s in summaries}
-    return {frozenset({False}): "best epoch chosen on validation", frozenset({True}): "last epoch kept, none chosen"
-            }.get(frozenset(last), "best epoch chosen on validation, or the last epoch kept")
+    return _val_or_last(summaries, "best epoch chosen on validation", "last epoch kept, none chosen",
+                        "best epoch chosen on validation, or the last epoch kept")
 
 
 def duration(seconds: float) -> str:
@@ -45,7 +54,7 @@ def duration(seconds: float) -> str:
 def test_on_val(s: dict[str, Any]) -> float | None:
     """The test accuracy of the epoch that validation chose, or of the last epoch when the run chose none
     (None when a run that chose on test held out no val)."""
-    if s.get("monitor") == "none":
+    if kept_last(s):
         return s.get("test_acc")
     if s.get("val_chosen"):
         return s["val_chosen"].get("test_acc")
@@ -83,7 +92,7 @@ def table1_row(name: str, summaries: list[dict[str, Any]]) -> dict[str, Any]:
         TEST_ON_TEST: _acc_cell([test_on_test(s) for s in summaries], first.get("test_images")),
         TEST_ON_VAL: _acc_cell([test_on_val(s) for s in summaries], first.get("test_images")),
         "Params": f"{first['params']:,}",
-        "Epochs": (f"{first['epochs']} ({'last kept' if first.get('monitor') == 'none' else 'best ' + str(first['best_epoch'])})"
+        "Epochs": (f"{first['epochs']} ({'last kept' if kept_last(first) else 'best ' + str(first['best_epoch'])})"
                    if len(summaries) == 1 else str(first["epochs"])),
         "Optimizer, LR, batch": f"{hp['optimizer']}, {hp['lr']:g}, {hp['batch_size']}",
         "Time": duration(sum(s["wall_time_s"] for s in summaries) / len(summaries)),
