@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from cnnlab.experiments.compression import (RAW_BYTES, compression_table, dequantise_8bit, quantise_8bit,
-                                           quantiser_range)
+from cnnlab.experiments.compression import (RAW_BYTES, compression_table, dequantise_8bit, jpeg_round_trip,
+                                           quantise_8bit, quantiser_range)
 from cnnlab.metrics import psnr, psnr_from_mse, ssim
 from cnnlab.models.autoencoders import (AUTOENCODERS, create_autoencoder, describe_autoencoder,
                                         layer_output_shapes, list_autoencoders)
@@ -163,6 +163,49 @@ def test_ssim_matches_a_direct_window_computation():
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     expected = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
     assert ssim(x, y) == pytest.approx(float(expected), abs=1e-5)
+
+
+def test_ssim_scores_every_valid_window_of_every_channel():
+    torch.manual_seed(1)
+    x, y = torch.rand(2, 2, 13, 14), torch.rand(2, 2, 13, 14)  # 3 x 4 windows per channel, uneven sides
+    g = torch.exp(-(torch.arange(11.0) - 5) ** 2 / (2 * 1.5 ** 2))
+    w = (g[:, None] * g[None, :]) / (g.sum() ** 2)
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    scores = []
+    for i in range(3):
+        for j in range(4):
+            a, b = x[..., i:i + 11, j:j + 11], y[..., i:i + 11, j:j + 11]  # (2, 2, 11, 11)
+            mx, my = (w * a).sum((-2, -1)), (w * b).sum((-2, -1))
+            vx, vy = (w * a * a).sum((-2, -1)) - mx ** 2, (w * b * b).sum((-2, -1)) - my ** 2
+            cxy = (w * a * b).sum((-2, -1)) - mx * my
+            scores.append(((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2)))
+    assert ssim(x, y) == pytest.approx(float(torch.stack(scores).mean()), abs=1e-5)
+    assert ssim(x[:1, :1], y[:1, :1]) != pytest.approx(ssim(x, y), abs=1e-3)  # every image and channel counts
+
+
+def test_ssim_refuses_images_smaller_than_its_window():
+    with pytest.raises(ValueError, match="at least 11x11 pixels.*got 10x28"):
+        ssim(torch.rand(1, 1, 10, 28), torch.rand(1, 1, 10, 28))
+
+
+@pytest.mark.parametrize("quality_level", [1, 50, 95])
+def test_jpeg_round_trip_is_the_codec_pil_writes(quality_level):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    images = (torch.rand(6, 28, 28) > 0.6).to(torch.uint8).mul(255).numpy()  # letter-like black and white
+    size, decoded = jpeg_round_trip(images, quality_level)
+    sizes, pixels = [], []
+    for image in images:
+        buf = io.BytesIO()
+        Image.fromarray(image, "L").save(buf, "JPEG", quality=quality_level)
+        sizes.append(buf.tell())
+        pixels.append(np.asarray(Image.open(buf)))
+    assert size == pytest.approx(np.mean(sizes)) and decoded.shape == (6, 1, 28, 28)
+    assert torch.equal(decoded, torch.from_numpy(np.stack(pixels)).float().div(255).unsqueeze(1))
+    assert 0 < size <= jpeg_round_trip(images, 100)[0]  # quality costs bytes
 
 
 def test_8bit_quantisation_round_trip():

@@ -42,18 +42,32 @@ def _gaussian_1d(size: int, sigma: float) -> torch.Tensor:
     return g / g.sum()  # (size,)
 
 
+def _valid_blur(n: int, g: torch.Tensor) -> torch.Tensor:
+    """(n - k + 1, n) matrix whose row i holds the k-tap window ``g`` at columns i..i+k-1: multiplying by
+    it blurs a length-n axis over its 'valid' windows."""
+    k = len(g)
+    columns = torch.arange(n - k + 1, device=g.device)[:, None] + torch.arange(k, device=g.device)  # (n-k+1, k)
+    return torch.zeros(n - k + 1, n, device=g.device).scatter_(1, columns, g.expand(n - k + 1, k))
+
+
 def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
          window: int = 11, sigma: float = 1.5) -> float:
-    """Mean SSIM of (B, C, H, W) images ('valid' windows, channels averaged)."""
+    """Mean SSIM of (B, C, H, W) images ('valid' windows, channels averaged).
+
+    Raises:
+        ValueError: the images are smaller than the window.
+    """
     x, y = pred.float(), target.float()
-    b, c, h, w = x.shape
-    # The five local statistics in one pass: stack them as channels and blur with the Gaussian window,
-    # separably (a column then a row pass: 2 x 11 taps instead of 121).
-    stats = torch.stack([x, y, x * x, y * y, x * y], dim=1).reshape(b, 5 * c, h, w)  # (B, 5C, H, W)
+    h, w = x.shape[-2:]
+    if h < window or w < window:
+        raise ValueError(f"SSIM needs images of at least {window}x{window} pixels (its window); got {h}x{w}")
+    # The five local statistics at once, blurred with the Gaussian window separably, each pass one matrix
+    # product with a banded matrix: several times faster on a CPU than the same blur as two grouped
+    # convolutions, whose depthwise kernels are slow there (the commit that made the change has the timings).
+    stats = torch.stack([x, y, x * x, y * y, x * y], dim=1)  # (B, 5, C, H, W)
     g = _gaussian_1d(window, sigma).to(x.device)
-    stats = F.conv2d(stats, g.view(1, 1, window, 1).expand(5 * c, 1, window, 1), groups=5 * c)
-    stats = F.conv2d(stats, g.view(1, 1, 1, window).expand(5 * c, 1, 1, window), groups=5 * c)
-    mu_x, mu_y, xx, yy, xy = stats.view(b, 5, c, h - window + 1, w - window + 1).unbind(1)  # each (B, C, H', W')
+    stats = _valid_blur(h, g) @ stats @ _valid_blur(w, g).T  # (B, 5, C, H', W')
+    mu_x, mu_y, xx, yy, xy = stats.unbind(1)  # each (B, C, H', W')
     var_x, var_y, cov = xx - mu_x ** 2, yy - mu_y ** 2, xy - mu_x * mu_y
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
