@@ -182,9 +182,24 @@ def test_ssim_scores_every_valid_window_of_every_channel():
     assert ssim(x, y) == pytest.approx(float(torch.stack(scores).mean()), abs=1e-5)
 
 
-def test_ssim_refuses_images_smaller_than_its_window():
+def test_ssim_is_float32_whatever_the_default_or_input_dtype():
+    x = torch.rand(2, 1, 28, 28)
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        assert ssim(x.double(), x.double()) == pytest.approx(1.0, abs=1e-5)
+    finally:
+        torch.set_default_dtype(before)
+    assert ssim(x.bfloat16(), x.bfloat16()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_ssim_refuses_images_smaller_than_its_window_or_of_another_shape():
     with pytest.raises(ValueError, match="at least 11x11 pixels.*got 10x28"):
         ssim(torch.rand(1, 1, 10, 28), torch.rand(1, 1, 10, 28))
+    with pytest.raises(ValueError, match=r"two \(B, C, H, W\) tensors of one shape; got \(28, 28\)"):
+        ssim(torch.rand(28, 28), torch.rand(28, 28))
+    with pytest.raises(ValueError, match="of one shape"):
+        ssim(torch.rand(2, 1, 28, 28), torch.rand(1, 1, 28, 28))
 
 
 @pytest.mark.parametrize("quality_level", [1, 50, 95])
@@ -193,18 +208,23 @@ def test_jpeg_round_trip_is_the_codec_pil_writes(quality_level):
 
     import numpy as np
     from PIL import Image
+    from torchvision.io import encode_jpeg
 
+    torch.manual_seed(quality_level)
     images = (torch.rand(6, 28, 28) > 0.6).to(torch.uint8).mul(255).numpy()  # letter-like black and white
     size, decoded = jpeg_round_trip(images, quality_level)
     sizes, pixels = [], []
     for image in images:
         buf = io.BytesIO()
         Image.fromarray(image, "L").save(buf, "JPEG", quality=quality_level)
+        assert encode_jpeg(torch.from_numpy(image)[None], quality=quality_level).numpy().tobytes() == buf.getvalue()
         sizes.append(buf.tell())
         pixels.append(np.asarray(Image.open(buf)))
     assert size == pytest.approx(np.mean(sizes)) and decoded.shape == (6, 1, 28, 28)
     assert torch.equal(decoded, torch.from_numpy(np.stack(pixels)).float().div(255).unsqueeze(1))
     assert 0 < size <= jpeg_round_trip(images, 100)[0]  # quality costs bytes
+    flipped_size, flipped = jpeg_round_trip(images[:, ::-1], quality_level)  # a view numpy strides backwards
+    assert flipped.shape == decoded.shape and flipped_size > 0
 
 
 def test_8bit_quantisation_round_trip():

@@ -47,25 +47,30 @@ def _valid_blur(n: int, g: torch.Tensor) -> torch.Tensor:
     it blurs a length-n axis over its 'valid' windows."""
     k = len(g)
     columns = torch.arange(n - k + 1, device=g.device)[:, None] + torch.arange(k, device=g.device)  # (n-k+1, k)
-    return torch.zeros(n - k + 1, n, device=g.device).scatter_(1, columns, g.expand(n - k + 1, k))
+    return torch.zeros(n - k + 1, n, dtype=g.dtype, device=g.device).scatter_(1, columns, g.expand(n - k + 1, k))
 
 
 def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
          window: int = 11, sigma: float = 1.5) -> float:
-    """Mean SSIM of (B, C, H, W) images ('valid' windows, channels averaged).
+    """Mean SSIM of ``pred`` against ``target``, both (B, C, H, W) in ``[0, data_range]``: the mean over
+    every 'valid' window of every image and channel, computed in float32 whatever the input dtype.
 
     Raises:
-        ValueError: the images are smaller than the window.
+        ValueError: the two are not (B, C, H, W) tensors of one shape, or smaller than the window.
     """
+    if pred.ndim != 4 or pred.shape != target.shape:
+        raise ValueError(f"SSIM takes two (B, C, H, W) tensors of one shape; got {tuple(pred.shape)} and "
+                         f"{tuple(target.shape)}")
     x, y = pred.float(), target.float()
     h, w = x.shape[-2:]
     if h < window or w < window:
         raise ValueError(f"SSIM needs images of at least {window}x{window} pixels (its window); got {h}x{w}")
     # The five local statistics at once, blurred with the Gaussian window separably, each pass one matrix
-    # product with a banded matrix: several times faster on a CPU than the same blur as two grouped
-    # convolutions, whose depthwise kernels are slow there (the commit that made the change has the timings).
-    # Its work grows as H*W*(H+W) rather than H*W*window: right for the small images scored here (28x28
-    # letters), not for photographs.
+    # product with a banded matrix: on a CPU, where depthwise convolution kernels are slow, faster than the
+    # same blur as two grouped convolutions (timings in the commit that made the change). Its work grows as
+    # H*W*(H+W) rather than H*W*window: right for the small images scored here (28x28 letters), not for
+    # photographs. (Under torch.set_float32_matmul_precision("high") a GPU would run these products in
+    # TF32, too coarse for E[x^2] - mu^2; cnnlab never sets it.)
     stats = torch.stack([x, y, x * x, y * y, x * y], dim=1)  # (B, 5, C, H, W)
     g = _gaussian_1d(window, sigma).to(x.device)
     stats = _valid_blur(h, g) @ stats @ _valid_blur(w, g).T  # (B, 5, C, H', W')

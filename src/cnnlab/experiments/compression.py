@@ -39,7 +39,7 @@ def dequantise_8bit(q: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> t
     return q.float() / 255 * (high - low) + low
 
 
-# ---- classical image codecs, through PIL ------------------------------------------------------------
+# ---- classical image codecs: PNG through PIL, JPEG through torchvision --------------------------------
 
 
 def _to_uint8_arrays(images: torch.Tensor) -> np.ndarray:
@@ -64,10 +64,11 @@ def _codec_round_trip(images: np.ndarray, save: Callable[[np.ndarray, io.BytesIO
 def jpeg_round_trip(images: np.ndarray, quality_level: int) -> tuple[float, torch.Tensor]:
     """(mean bytes per image, decoded images (N, 1, H, W) in [0, 1]) for greyscale JPEG at ``quality_level``
     (1-100) of uint8 images (N, H, W). torchvision's encoder and decoder take the whole list in one call:
-    the same libjpeg settings and bytes as PIL's (tests pin that), without a Python round per image."""
+    the same libjpeg settings, bytes and pixels as PIL's (tests pin both), without a Python round per image."""
     from torchvision.io import decode_jpeg, encode_jpeg
 
-    encoded = encode_jpeg(list(torch.from_numpy(images).unsqueeze(1)), quality=quality_level)  # N x (bytes,)
+    grey = torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1)  # (N, 1, H, W); a flipped view is copied
+    encoded = encode_jpeg(list(grey), quality=quality_level)  # N x (bytes,)
     decoded = torch.stack(decode_jpeg(encoded)).float().div_(255)  # (N, 1, H, W)
     return float(np.mean([len(e) for e in encoded])), decoded
 
