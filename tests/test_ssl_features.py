@@ -79,6 +79,11 @@ def test_features_command_probes_each_extractor_alike(tiny, tmp_path, capsys):
     assert main(["notmnist", "ae", "--data-dir", str(tiny), "--epochs", "2", "--code-dim", "8", *QUIET]) == 0
     assert main(["notmnist", "ae", "--data-dir", str(tiny), "--epochs", "1", "--code-dim", "4", *QUIET]) == 0  # newer
     assert main(["notmnist", "ssl", "--data-dir", str(tiny), "--epochs", "2", "--batch-size", "30", *QUIET]) == 0
+    ssl_run = next((tmp_path / "runs" / "notmnist").glob("simclr*"))
+    # the encoder the features come from is the run's best.ckpt, as for every run: its last epoch's weights
+    best, last = (torch.load(ssl_run / "checkpoints" / f"{n}.ckpt", weights_only=True)["state_dict"] for n in ("best", "last"))
+    assert best.keys() == last.keys() and all(torch.equal(best[k], last[k]) for k in best)
+    assert json.loads((ssl_run / "summary.json").read_text())["checkpoint"].startswith("best.ckpt")
     assert main(["notmnist", "features", "--data-dir", str(tiny), "--extractors", "raw,pca,ae,ssl,random", "--budgets", "2,0",
                  "--tsne-points", "30", "--logreg-c", "0.1,1", "--svm-c", "1", "--max-dims", "64", "--code-dim", "8",
                  "--no-progress"]) == 0

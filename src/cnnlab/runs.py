@@ -83,6 +83,12 @@ def recorded_fingerprint(run_dir: Path) -> str | None:
         return None
 
 
+def best_checkpoint(run_dir: Path) -> Path:
+    """The checkpoint a finished run is scored and reused by: ``checkpoints/best.ckpt`` (the epoch its
+    monitor chose, or its last epoch when it monitored nothing)."""
+    return Path(run_dir) / "checkpoints" / "best.ckpt"
+
+
 def is_finished(run_dir: Path) -> bool:
     return (Path(run_dir) / "summary.json").is_file()
 

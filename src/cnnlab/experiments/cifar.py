@@ -37,7 +37,7 @@ from cnnlab.models.inspect import draw_graph, summary_text
 from cnnlab.models.layers import init_from_data
 from cnnlab.paths import runs_root
 from cnnlab.registry import did_you_mean
-from cnnlab.runs import environment, is_diverged, read_summary, write_summary
+from cnnlab.runs import best_checkpoint, environment, is_diverged, read_summary, write_summary
 from cnnlab.train.checkpoint import chosen_row, load_model_weights
 from cnnlab.train.classifier import ClassifierModule, accuracy, predict_logits
 from cnnlab.train.engine import Length, fit, uses_cuda
@@ -278,7 +278,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str = "", d
         raise ConfigError(f"{run_dir} has no val split (it was trained with val_fraction 0): use --split test or train")
     part = data.split(split)
     precision = summary.get("hyperparameters", {}).get("precision", "32-true")  # as summary.json was scored
-    best = best_model(cfg, run_dir / "checkpoints" / "best.ckpt")
+    best = best_model(cfg, best_checkpoint(run_dir))
     logits, targets = predict_logits(best, eval_loader(cfg, part, on_gpu=on_gpu(best)),
                                      flip_tta=cfg.flip_tta, shift_tta=shift_views(cfg, split), precision=precision)
     return {"split": split, "images": len(part), "acc": accuracy(logits, targets), "top5": accuracy(logits, targets, k=5)}

@@ -56,7 +56,7 @@ from cnnlab.models.heads import parse_head
 from cnnlab.models.transfer import HeadOnFeatures, TransferNet, create_transfer_net
 from cnnlab.paths import runs_root
 from cnnlab.registry import Registry
-from cnnlab.runs import environment, is_diverged, read_summary, write_summary
+from cnnlab.runs import best_checkpoint, environment, is_diverged, read_summary, write_summary
 from cnnlab.train.checkpoint import load_model_weights
 from cnnlab.train.classifier import accuracy, predict_logits
 from cnnlab.train.engine import cpu_threads, resolve_precision
@@ -294,7 +294,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str = "", d
     pre = backbone_preprocess(cfg.backbone, cfg.data.input_size)
     data = load_data(cfg, pre)
     net = build_net(cfg, len(data.classes))
-    best = run_dir / "checkpoints" / "best.ckpt"
+    best = best_checkpoint(run_dir)
     head_only = cfg.strategy == "frozen" and cfg.cache
     model = HeadOnFeatures(net) if head_only else net
     load_model_weights(model, best)

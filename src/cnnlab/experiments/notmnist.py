@@ -46,7 +46,7 @@ from cnnlab.models.describe import describe
 from cnnlab.models.registry import count_params
 from cnnlab.paths import runs_root
 from cnnlab.train.options import RunOptions
-from cnnlab.runs import environment, is_finished, new_run_dir, read_summary, write_summary
+from cnnlab.runs import best_checkpoint, environment, is_finished, new_run_dir, read_summary, write_summary
 from cnnlab.train.autoencoder import AutoencoderModule, encode_all, reconstruct_scored
 from cnnlab.train.checkpoint import load_model_weights
 from cnnlab.train.engine import Length, cpu_threads, fit
@@ -248,7 +248,7 @@ def _svm(cfg: SvmConfig) -> Path:
         ae_run = svm_autoencoder(cfg)
         ae_cfg = cfgmod.load(AEConfig, ae_run / "config.yaml")  # earlier versions' files read too
         autoencoder = load_model_weights(create_autoencoder("dense-ae", code_dim=ae_cfg.code_dim),
-                                         ae_run / "checkpoints" / "best.ckpt")
+                                         best_checkpoint(ae_run))
     run_dir = new_run_dir(EXERCISE, cfg.run.name, runs_dir=cfg.run.runs_dir or None)
     cfgmod.save(cfg, run_dir / "config.yaml")
     code_size = autoencoder.code_size if autoencoder is not None else cfg.code_dim
@@ -350,7 +350,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str = "", d
     inputs = clean
     if isinstance(cfg, DenoiseConfig):  # the noise the run was scored on (val's from the next seed)
         inputs = noisy_copy(clean, parse_noise(cfg.noise), seed=cfg.test_noise_seed + (split == "val"))
-    best = load_model_weights(model, run_dir / "checkpoints" / "best.ckpt").eval()
+    best = load_model_weights(model, best_checkpoint(run_dir)).eval()
     q = quality(reconstruct(best, inputs), clean)
     return {"split": split, "images": len(clean), **q}
 

@@ -38,7 +38,7 @@ from cnnlab.models.autoencoders import create_autoencoder
 from cnnlab.models.registry import count_params
 from cnnlab.models.ssl import SimCLR
 from cnnlab.paths import runs_root
-from cnnlab.runs import environment, is_finished, new_run_dir, read_summary, write_summary
+from cnnlab.runs import best_checkpoint, environment, is_finished, new_run_dir, read_summary, write_summary
 from cnnlab.stats import wilson_interval
 from cnnlab.train.autoencoder import encode_all
 from cnnlab.train.checkpoint import load_model_weights, read_rows
@@ -78,7 +78,7 @@ def train_ssl(cfg: SslConfig) -> Path:
             "params": count_params(model), "encoder_params": count_params(model.encoder), "features": 128,
             "epochs": result.epochs, "best_epoch": result.best_epoch, "loss_first": losses[0], "loss_last": losses[-1],
             "temperature": cfg.optim.temperature, "batch_size": batch, "augmentations": describe_views(),
-            "checkpoint": "last.ckpt: the encoder after its last epoch (no labels, so no split to pick an epoch by)",
+            "checkpoint": "best.ckpt: the encoder after its last epoch (no labels, so no split to pick an epoch by)",
             "train_images": len(letters), "wall_time_s": result.wall_time_s, "precision": result.precision,
             "data_fingerprint": images.fingerprint, "seed": cfg.run.seed, **environment()})
         return run_dir
@@ -147,17 +147,17 @@ def extractor(kind: str, cfg: FeaturesConfig, images: Dataset) -> tuple[Callable
         run = newest_run(cfg, cfg.ae_run, lambda s: s.get("model") == "dense-ae" and s.get("code_dim") == cfg.code_dim,
                          f"ae --code-dim {cfg.code_dim}")
         ae_cfg = cfgmod.load(AEConfig, run / "config.yaml")
-        model = load_model_weights(create_autoencoder("dense-ae", code_dim=ae_cfg.code_dim), run / "checkpoints" / "best.ckpt")
+        model = load_model_weights(create_autoencoder("dense-ae", code_dim=ae_cfg.code_dim), best_checkpoint(run))
         return (lambda x: encode_all(model, x)), f"the dense AE's {ae_cfg.code_dim}-value code ({run.name})"
     if kind == "dae":
         run = newest_run(cfg, cfg.dae_run, lambda s: "psnr_gain_db" in s, "denoise")
         dae_cfg = cfgmod.load(DenoiseConfig, run / "config.yaml")
-        model = load_model_weights(create_autoencoder(dae_cfg.model), run / "checkpoints" / "best.ckpt")
+        model = load_model_weights(create_autoencoder(dae_cfg.model), best_checkpoint(run))
         return (lambda x: encode_all(model, x)), f"the conv DAE's encoder output, flattened ({run.name})"
     if kind == "ssl":
         run = newest_run(cfg, cfg.ssl_run, lambda s: s.get("kind") == "ssl", "ssl")
         ssl_cfg = cfgmod.load(SslConfig, run / "config.yaml")
-        model = load_model_weights(SimCLR(ssl_cfg.out_dim), run / "checkpoints" / "last.ckpt")  # see train_ssl
+        model = load_model_weights(SimCLR(ssl_cfg.out_dim), best_checkpoint(run))  # its last epoch: see train_ssl
         return (lambda x: ssl_features(model, x)), f"the SimCLR encoder's 128 features ({run.name})"
     if kind == "random":  # the SimCLR encoder as initialised: the baseline its training must beat
         torch.manual_seed(cfg.run.seed)
