@@ -52,6 +52,7 @@ def test_wrong_types_are_named(key, value, msg):
 class WithOptional:
     note: str | None = field(None, "a key that may be left empty")
     lr: float = field(0.1, "learning rate")
+    pick: Literal["a", None] = field("a", "a choice of which one is none")
 
 
 @pytest.mark.parametrize("key", ["epochs", "lr", "widths", "mode", "flag"])
@@ -67,6 +68,7 @@ def test_null_is_refused_where_the_type_has_no_none(tmp_path, key):
 def test_null_stays_allowed_where_the_type_takes_none():
     assert cfgmod.build(WithOptional, {"note": None}).note is None
     assert cfgmod.build(WithOptional, {"note": "x"}).note == "x"
+    assert cfgmod.build(WithOptional, {"pick": None}).pick is None
     with pytest.raises(ConfigError, match="lr: a value is needed"):
         cfgmod.build(WithOptional, {"lr": None})
 

@@ -77,7 +77,11 @@ class Leaf:
 
     @property
     def takes_none(self) -> bool:
-        return self.type is type(None) or type(None) in typing.get_args(self.type)
+        """``X | None``, ``Optional[X]`` or ``Literal[..., None]``: a key that null may set."""
+        args = typing.get_args(self.type)
+        if typing.get_origin(self.type) is typing.Literal:
+            return None in args
+        return self.type is type(None) or type(None) in args
 
 
 def _default(f: dataclasses.Field) -> Any:
